@@ -1,0 +1,105 @@
+# msreg — build, run, test.
+#
+#   make            bin/msregd and bin/msreg
+#   make run        install missing deps, start a local PostgreSQL under var/, serve
+#   make check      unit tests, then integration tests against a real cluster
+#   make bench      benchmarks (bounded; prints figures and ratios)
+#   make fuzz       bounded libFuzzer runs of every parser
+#   make lint       cppcheck + clang-tidy
+#   make SANITIZE=address,undefined ...   build everything with sanitizers
+
+PKGS      := libmicrohttpd libpq jansson libsodium inih libsystemd
+CC        ?= cc
+BUILD     := build
+BIN       := bin
+
+WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wpointer-arith -Wformat=2
+ifdef CI
+WARN      += -Werror
+endif
+OPT       ?= -O2 -g
+CFLAGS    += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -Iinclude -pthread
+ifdef SANITIZE
+CFLAGS    += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+LDFLAGS   += -fsanitize=$(SANITIZE)
+endif
+
+# pkg-config is asked lazily so that `make deps` works before the libraries exist.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+CURL_LIBS  = $(shell pkg-config --libs libcurl 2>/dev/null)
+
+MAINS     := server/msregd.c server/msreg.c
+LIB_SRC   := $(filter-out $(MAINS),$(wildcard server/*.c))
+LIB_OBJ   := $(LIB_SRC:server/%.c=$(BUILD)/%.o)
+UNIT_SRC  := $(wildcard tests/check_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
+IT_SRC    := $(wildcard tests/it_*.c)
+IT_BIN    := $(IT_SRC:tests/%.c=$(BUILD)/tests/%)
+HARNESS   := $(BUILD)/tests/harness.o
+BENCH_SRC := $(wildcard tests/bench/*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all run check unit integration bench fuzz lint clean deps
+all: deps-ok $(BIN)/msregd $(BIN)/msreg
+
+.PHONY: deps-ok
+deps-ok:
+	@pkg-config --exists $(PKGS) check libcurl 2>/dev/null || deploy/install-deps.sh
+
+$(BUILD)/%.o: server/%.c $(wildcard include/msreg/*.h) | $(BUILD)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/libmsreg.a: $(LIB_OBJ)
+	ar rcs $@ $^
+
+$(BIN)/msregd: $(BUILD)/msregd.o $(BUILD)/libmsreg.a | $(BIN)
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) -lm
+
+$(BIN)/msreg: $(BUILD)/msreg.o $(BUILD)/libmsreg.a | $(BIN)
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libmsreg.a $(HARNESS) $(wildcard include/msreg/*.h tests/*.h) | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(HARNESS) $(BUILD)/libmsreg.a \
+	    $(LDFLAGS) $(PKG_LIBS) $(CHECK_LIBS) $(CURL_LIBS) -lm
+
+$(HARNESS): tests/harness.c tests/harness.h | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -c $< -o $@
+
+$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libmsreg.a $(HARNESS) | $(BUILD)/bench
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(HARNESS) $(BUILD)/libmsreg.a \
+	    $(LDFLAGS) $(PKG_LIBS) $(CHECK_LIBS) $(CURL_LIBS) -lm
+
+$(BUILD) $(BUILD)/tests $(BUILD)/bench $(BIN):
+	mkdir -p $@
+
+run: all
+	deploy/run.sh
+
+unit: all $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do \
+	    CK_DEFAULT_TIMEOUT=120 $$t || fail=1; done; exit $$fail
+
+integration: all $(IT_BIN)
+	tests/run-integration.sh $(IT_BIN)
+
+check: unit integration
+
+bench: all $(BENCH_BIN)
+	tests/bench/run.sh
+
+fuzz: deps-ok
+	tests/fuzz/run.sh
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr -Iinclude server tests/*.c
+	clang-tidy --quiet server/*.c -- -std=c11 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS)
+
+deps:
+	deploy/install-deps.sh
+
+clean:
+	rm -rf $(BUILD) $(BIN)
