@@ -119,13 +119,21 @@ clamp_positions(unsigned max_positions)
 static void
 name_reading(struct msr_pattern_error *err, unsigned reading)
 {
-	char tmp[sizeof(err->message)];
+	char prefix[32];
+	size_t np, nm;
+	int n;
 
 	if (err == NULL)
 		return;
 	err->reading = reading;
-	snprintf(tmp, sizeof(tmp), "reading %u: %s", reading, err->message);
-	memcpy(err->message, tmp, sizeof(tmp));
+	n = snprintf(prefix, sizeof(prefix), "reading %u: ", reading);
+	np = n > 0 ? (size_t)n : 0;
+	nm = strlen(err->message);
+	if (np + nm >= sizeof(err->message))
+		nm = sizeof(err->message) - 1 - np;
+	memmove(err->message + np, err->message, nm);
+	memcpy(err->message, prefix, np);
+	err->message[np + nm] = '\0';
 }
 
 int
