@@ -33,7 +33,8 @@ CURL_LIBS  = $(shell pkg-config --libs libcurl 2>/dev/null)
 
 MAINS     := server/msregd.c server/msreg.c
 LIB_SRC   := $(filter-out $(MAINS),$(wildcard server/*.c))
-LIB_OBJ   := $(LIB_SRC:server/%.c=$(BUILD)/%.o)
+LIB_OBJ   := $(LIB_SRC:server/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
+EMBED     := $(sort $(wildcard sql/[0-9]*.sql)) server/openapi.json
 UNIT_SRC  := $(wildcard tests/check_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 IT_SRC    := $(wildcard tests/it_*.c)
@@ -52,8 +53,14 @@ deps-ok:
 $(BUILD)/%.o: server/%.c $(wildcard include/msreg/*.h) | $(BUILD)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
 
+$(BUILD)/embedded.c: $(EMBED) deploy/embed.sh | $(BUILD)
+	deploy/embed.sh $@ $(EMBED)
+
+$(BUILD)/embedded.o: $(BUILD)/embedded.c include/msreg/embedded.h
+	$(CC) $(CFLAGS) -c $< -o $@
+
 $(BUILD)/libmsreg.a: $(LIB_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(BIN)/msregd: $(BUILD)/msregd.o $(BUILD)/libmsreg.a | $(BIN)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) -lm

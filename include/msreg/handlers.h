@@ -1,0 +1,24 @@
+/*
+ * handlers.h — every HTTP handler, grouped by resource. The route table that
+ * binds them to methods, paths and roles is server/routes.c.
+ *
+ * A handler reads: parse → authorize (beyond the route's roles) → do → reply.
+ * It always leaves a reply (msr_reply_*); the middleware audits and sends it.
+ */
+#ifndef MSREG_HANDLERS_H
+#define MSREG_HANDLERS_H
+
+#include "msreg/http.h"
+
+/* handlers_meta.c */
+void msr_h_healthz(struct msr_req *r);
+void msr_h_readyz(struct msr_req *r);
+void msr_h_metrics(struct msr_req *r);
+void msr_h_openapi(struct msr_req *r);
+
+/* handlers_admin.c */
+void msr_h_client_create(struct msr_req *r);
+void msr_h_client_revoke(struct msr_req *r);
+void msr_h_manufacturer_create(struct msr_req *r);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * config.c — INI configuration through libinih, driven by one directive table.
+ *
+ * Each directive names its section, key, type, bounds and the field it fills;
+ * the table is the single place a key is defined (config.example.ini documents
+ * the same keys with their defaults). Unknown sections or keys are errors, so a
+ * typo is reported as file:line instead of being silently ignored.
+ */
+#include "msreg/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msreg/common.h"
+#include "msreg/log.h"
+
+enum dir_type { T_STR, T_INT, T_SIZE, T_DOUBLE, T_LEVEL };
+
+struct directive {
+	const char   *section;
+	const char   *key;
+	enum dir_type type;
+	size_t        offset;
+	double        min, max;
+};
+
+#define D(sec, key, type, field, min, max) \
+	{ sec, key, type, offsetof(struct msr_config, field), min, max }
+
+static const struct directive directives[] = {
+	D("http", "address", T_STR, http_address, 0, 0),
+	D("http", "port", T_INT, http_port, 0, 65535),
+	D("http", "threads", T_INT, http_threads, 1, 1024),
+	D("http", "max_connections", T_INT, http_max_connections, 1, 100000),
+	D("http", "body_limit", T_SIZE, http_body_limit, 1024, 1073741824.0),
+	D("http", "connection_timeout", T_INT, http_connection_timeout, 1, 3600),
+	D("http", "tls_cert", T_STR, http_tls_cert, 0, 0),
+	D("http", "tls_key", T_STR, http_tls_key, 0, 0),
+	D("database", "url", T_STR, db_url, 0, 0),
+	D("database", "owner_url", T_STR, db_owner_url, 0, 0),
+	D("database", "pool_size", T_INT, db_pool_size, 1, 1000),
+	D("database", "pool_wait_ms", T_INT, db_pool_wait_ms, 1, 600000),
+	D("database", "statement_timeout_ms", T_INT, db_statement_timeout_ms, 0, 3600000),
+	D("audit", "origin", T_STR, audit_origin, 0, 0),
+	D("audit", "key_file", T_STR, audit_key_file, 0, 0),
+	D("audit", "batch_wait_us", T_INT, audit_batch_wait_us, 0, 1000000),
+	D("audit", "max_batch", T_INT, audit_max_batch, 1, 100000),
+	D("audit", "wait_ms", T_INT, audit_wait_ms, 100, 600000),
+	D("audit", "verify_on_start", T_STR, audit_verify_on_start, 0, 0),
+	D("search", "max_expected_matches", T_DOUBLE, search_max_expected_matches, 0, 1e12),
+	D("search", "max_readings", T_INT, search_max_readings, 1, 64),
+	D("search", "max_positions", T_INT, search_max_positions, 6, 16),
+	D("search", "default_limit", T_INT, search_default_limit, 1, 100),
+	D("search", "max_limit", T_INT, search_max_limit, 1, 100),
+	D("search", "confusion", T_STR, search_confusion, 0, 0),
+	D("search", "poll_ms", T_INT, search_poll_ms, 10, 600000),
+	D("limits", "batch_max", T_INT, limits_batch_max, 1, 10000),
+	D("limits", "allocate_max", T_INT, limits_allocate_max, 1, 10000),
+	D("rate", "per_second", T_DOUBLE, rate_per_second, 0, 1e9),
+	D("rate", "burst", T_DOUBLE, rate_burst, 1, 1e9),
+	D("log", "level", T_LEVEL, log_level, 0, 0),
+};
+
+struct load_ctx {
+	struct msr_config *cfg;
+	char              *err;
+	size_t             errlen;
+};
+
+static void
+set_str(char **field, const char *value)
+{
+	free(*field);
+	*field = strdup(value);
+	if (*field == NULL)
+		msr_fatal("out of memory");
+}
+
+void
+msr_config_defaults(struct msr_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	set_str(&cfg->http_address, "127.0.0.1");
+	cfg->http_port = 8080;
+	cfg->http_threads = 32;
+	cfg->http_max_connections = 1024;
+	cfg->http_body_limit = 16 * 1024 * 1024;
+	cfg->http_connection_timeout = 30;
+	set_str(&cfg->db_url, "postgresql:///msreg");
+	cfg->db_pool_size = 16;
+	cfg->db_pool_wait_ms = 5000;
+	cfg->db_statement_timeout_ms = 30000;
+	set_str(&cfg->audit_origin, "msreg.example/log");
+	set_str(&cfg->audit_key_file, "var/audit.key");
+	cfg->audit_batch_wait_us = 1000;
+	cfg->audit_max_batch = 2048;
+	cfg->audit_wait_ms = 10000;
+	set_str(&cfg->audit_verify_on_start, "full");
+	cfg->search_max_expected_matches = 20;
+	cfg->search_max_readings = 8;
+	cfg->search_max_positions = 16;
+	cfg->search_default_limit = 20;
+	cfg->search_max_limit = 100;
+	set_str(&cfg->search_confusion, "0DQ,17,2Z,5S,6G,8B3,UV");
+	cfg->search_poll_ms = 500;
+	cfg->limits_batch_max = 10000;
+	cfg->limits_allocate_max = 10000;
+	cfg->rate_per_second = 0;
+	cfg->rate_burst = 100;
+	cfg->log_level = MSR_LOG_INFO;
+}
+
+static int
+apply(struct load_ctx *ctx, const struct directive *d, const char *value)
+{
+	char *base = (char *)ctx->cfg + d->offset;
+	char *end;
+	double v;
+	int lvl;
+
+	switch (d->type) {
+	case T_STR:
+		set_str((char **)(void *)base, value);
+		return 0;
+	case T_LEVEL:
+		lvl = msr_log_parse_level(value);
+		if (lvl < 0) {
+			snprintf(ctx->err, ctx->errlen,
+			    "[%s] %s: \"%s\" is not one of debug, info, warn, error",
+			    d->section, d->key, value);
+			return -1;
+		}
+		*(int *)(void *)base = lvl;
+		return 0;
+	default:
+		break;
+	}
+	errno = 0;
+	v = strtod(value, &end);
+	if (end == value || *end != '\0' || errno != 0 || !isfinite(v)) {
+		snprintf(ctx->err, ctx->errlen, "[%s] %s: \"%s\" is not a number",
+		    d->section, d->key, value);
+		return -1;
+	}
+	if ((d->type == T_INT || d->type == T_SIZE) && v != floor(v)) {
+		snprintf(ctx->err, ctx->errlen, "[%s] %s: \"%s\" is not an integer",
+		    d->section, d->key, value);
+		return -1;
+	}
+	if (v < d->min || v > d->max) {
+		snprintf(ctx->err, ctx->errlen, "[%s] %s: %s is out of range %.0f..%.0f",
+		    d->section, d->key, value, d->min, d->max);
+		return -1;
+	}
+	if (d->type == T_INT)
+		*(int *)(void *)base = (int)v;
+	else if (d->type == T_SIZE)
+		*(size_t *)(void *)base = (size_t)v;
+	else
+		*(double *)(void *)base = v;
+	return 0;
+}
+
+static int
+on_ini_pair(void *user, const char *section, const char *name, const char *value)
+{
+	struct load_ctx *ctx = user;
+
+	for (size_t i = 0; i < MSR_ARRAY_LEN(directives); i++) {
+		const struct directive *d = &directives[i];
+		if (strcmp(d->section, section) == 0 && strcmp(d->key, name) == 0)
+			return apply(ctx, d, value) == 0;
+	}
+	snprintf(ctx->err, ctx->errlen, "unknown key \"%s\" in section [%s]", name, section);
+	return 0;
+}
+
+static int
+validate(const struct msr_config *cfg, char *err, size_t errlen)
+{
+	if ((cfg->http_tls_cert == NULL) != (cfg->http_tls_key == NULL)) {
+		snprintf(err, errlen, "[http] tls_cert and tls_key must be set together");
+		return -1;
+	}
+	if (strcmp(cfg->audit_verify_on_start, "full") != 0 &&
+	    strcmp(cfg->audit_verify_on_start, "tail") != 0) {
+		snprintf(err, errlen, "[audit] verify_on_start must be full or tail");
+		return -1;
+	}
+	if (cfg->audit_origin[0] == '\0' || strchr(cfg->audit_origin, '+') != NULL ||
+	    strpbrk(cfg->audit_origin, " \t\n") != NULL) {
+		snprintf(err, errlen, "[audit] origin must be non-empty, without spaces or '+'");
+		return -1;
+	}
+	if (cfg->search_default_limit > cfg->search_max_limit) {
+		snprintf(err, errlen, "[search] default_limit exceeds max_limit");
+		return -1;
+	}
+	return 0;
+}
+
+int
+msr_config_load(struct msr_config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct load_ctx ctx = { cfg, NULL, 0 };
+	char msg[512] = "syntax error";
+	FILE *f;
+	int line;
+
+	f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	ctx.err = msg;
+	ctx.errlen = sizeof(msg);
+	line = ini_parse_file(f, on_ini_pair, &ctx);
+	fclose(f);
+	if (line != 0) {
+		snprintf(err, errlen, "%s:%d: %s", path, line, msg);
+		return -1;
+	}
+	if (validate(cfg, msg, sizeof(msg)) != 0) {
+		snprintf(err, errlen, "%s: %s", path, msg);
+		return -1;
+	}
+	if (cfg->db_owner_url == NULL)
+		set_str(&cfg->db_owner_url, cfg->db_url);
+	return 0;
+}
+
+void
+msr_config_free(struct msr_config *cfg)
+{
+	for (size_t i = 0; i < MSR_ARRAY_LEN(directives); i++)
+		if (directives[i].type == T_STR)
+			free(*(char **)(void *)((char *)cfg + directives[i].offset));
+	memset(cfg, 0, sizeof(*cfg));
+}

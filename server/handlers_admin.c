@@ -1,0 +1,204 @@
+/*
+ * handlers_admin.c — API clients and manufacturers (role admin).
+ *
+ * Client orgs are checked against their role: a manufacturer client names an
+ * existing manufacturer, a dealer client a well-formed FFL, an investigator an
+ * agency ORI (9 characters). The new key is returned once and never logged or
+ * audited.
+ */
+#include <string.h>
+
+#include "msreg/auth.h"
+#include "msreg/db.h"
+#include "msreg/handlers.h"
+#include "msreg/jsonv.h"
+#include "msreg/registry.h"
+#include "msreg/server.h"
+
+static const struct msr_db_stmt stmt_revoke = {
+	"admin_revoke",
+	"UPDATE api_clients SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1"
+	" RETURNING id",
+	1,
+};
+
+static const struct msr_db_stmt stmt_manufacturer_exists = {
+	"admin_manufacturer_exists",
+	"SELECT 1 FROM manufacturers WHERE id = $1",
+	1,
+};
+
+static const struct msr_db_stmt stmt_manufacturer_create = {
+	"admin_manufacturer_create",
+	"INSERT INTO manufacturers (id, name, ffl) VALUES ($1, $2, $3)"
+	" ON CONFLICT (id) DO NOTHING RETURNING id, name, ffl, created_at",
+	3,
+};
+
+static int
+valid_manufacturer_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 64 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+static int
+valid_ori(const char *s)
+{
+	return strlen(s) == 9 &&
+	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == 9;
+}
+
+static int
+check_org(struct msr_req *r, enum msr_role role, const char *org)
+{
+	const char *values[1] = { org };
+	PGresult *res;
+	int found;
+
+	switch (role) {
+	case MSR_ROLE_MANUFACTURER:
+		if (org == NULL)
+			break;
+		res = msr_db_exec(r->db, &stmt_manufacturer_exists, values);
+		if (!msr_db_ok(res)) {
+			PQclear(res);
+			msr_reply_unavailable(r, "the database is unavailable");
+			return -1;
+		}
+		found = PQntuples(res) == 1;
+		PQclear(res);
+		if (!found) {
+			msr_reply_error(r, 404, "not_found", json_pack("{s:s}", "org", org),
+			    "no manufacturer %s", org);
+			return -1;
+		}
+		return 0;
+	case MSR_ROLE_DEALER:
+		if (org == NULL)
+			break;
+		if (!msr_ffl_valid(org)) {
+			msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", "org"),
+			    "org must be an FFL number in the form 1-23-456-07-6B-12345");
+			return -1;
+		}
+		return 0;
+	case MSR_ROLE_INVESTIGATOR:
+		if (org == NULL)
+			break;
+		if (!valid_ori(org)) {
+			msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", "org"),
+			    "org must be the agency's 9-character ORI (e.g. CA0194200)");
+			return -1;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+	msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", "org"),
+	    "role %s requires org", msr_role_name(role));
+	return -1;
+}
+
+void
+msr_h_client_create(struct msr_req *r)
+{
+	static const char *const keys[] = { "name", "role", "org", NULL };
+	static const char *const roles[] = { "manufacturer", "dealer", "investigator",
+	    "auditor", "admin", NULL };
+	const char *name = NULL, *role_s = NULL, *org = NULL;
+	char key[MSR_KEY_TEXT_LEN + 1], err[256];
+	enum msr_role role;
+	int64_t id;
+
+	if (msr_jv_known_keys(r, r->json, keys) != 0 ||
+	    msr_jv_string(r, r->json, "name", 1, 200, &name) != 0 ||
+	    msr_jv_enum(r, r->json, "role", 1, roles, &role_s) != 0 ||
+	    msr_jv_string(r, r->json, "org", 0, 200, &org) != 0)
+		return;
+	role = msr_role_parse(role_s);
+	if (msr_req_db(r) == NULL || check_org(r, role, org) != 0)
+		return;
+	if (msr_auth_create_client(r->db, r->srv->key_secret, name, role, org, key, &id,
+	    err, sizeof(err)) != 0) {
+		msr_reply_unavailable(r, "the database is unavailable");
+		return;
+	}
+	msr_audit_note(r, "created_client", json_pack("{s:I, s:s, s:s, s:s?}",
+	    "id", (json_int_t)id, "name", name, "role", role_s, "org", org));
+	msr_reply_json(r, 201, json_pack("{s:I, s:s, s:s, s:s, s:s?}", "id", (json_int_t)id,
+	    "api_key", key, "name", name, "role", role_s, "org", org));
+	explicit_bzero(key, sizeof(key));
+}
+
+void
+msr_h_client_revoke(struct msr_req *r)
+{
+	const char *values[1] = { r->capture[0] };
+	PGresult *res;
+	int64_t id;
+
+	if (msr_parse_id(r->capture[0], &id) != 0) {
+		msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", "id"),
+		    "client id must be a positive integer");
+		return;
+	}
+	msr_audit_note(r, "revoked_client", json_integer(id));
+	if (msr_req_db(r) == NULL)
+		return;
+	res = msr_db_exec(r->db, &stmt_revoke, values);
+	if (!msr_db_ok(res)) {
+		msr_reply_unavailable(r, "the database is unavailable");
+	} else if (PQntuples(res) == 0) {
+		msr_reply_error(r, 404, "not_found", NULL, "no client %lld", (long long)id);
+	} else {
+		msr_reply_text(r, 204, "application/json", NULL);
+	}
+	PQclear(res);
+}
+
+void
+msr_h_manufacturer_create(struct msr_req *r)
+{
+	static const char *const keys[] = { "id", "name", "ffl", NULL };
+	const char *id = NULL, *name = NULL, *ffl = NULL;
+	const char *values[3];
+	PGresult *res;
+
+	if (msr_jv_known_keys(r, r->json, keys) != 0 ||
+	    msr_jv_string(r, r->json, "id", 1, 64, &id) != 0 ||
+	    msr_jv_string(r, r->json, "name", 1, 200, &name) != 0 ||
+	    msr_jv_string(r, r->json, "ffl", 0, 32, &ffl) != 0)
+		return;
+	if (!valid_manufacturer_id(id)) {
+		msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", "id"),
+		    "id must be 1-64 characters of a-z, 0-9, '.', '_' or '-', "
+		    "starting with a letter or digit");
+		return;
+	}
+	if (ffl != NULL && !msr_ffl_valid(ffl)) {
+		msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", "ffl"),
+		    "ffl must be in the form 1-23-456-07-6B-12345");
+		return;
+	}
+	msr_audit_note(r, "manufacturer", json_string(id));
+	if (msr_req_db(r) == NULL)
+		return;
+	values[0] = id;
+	values[1] = name;
+	values[2] = ffl;
+	res = msr_db_exec(r->db, &stmt_manufacturer_create, values);
+	if (!msr_db_ok(res)) {
+		msr_reply_unavailable(r, "the database is unavailable");
+	} else if (PQntuples(res) == 0) {
+		msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "id", id),
+		    "manufacturer %s already exists", id);
+	} else {
+		msr_reply_json(r, 201, json_pack("{s:s, s:s, s:s?, s:s}", "id", id,
+		    "name", name, "ffl", ffl, "created_at", PQgetvalue(res, 0, 3)));
+	}
+	PQclear(res);
+}

@@ -1,0 +1,26 @@
+/*
+ * routes.c — the route table: method, path pattern, roles, flags, handler,
+ * action name. This table is the whole map of the API (see API.md and the
+ * OpenAPI document); the middleware in http.c applies roles and flags.
+ */
+#include "msreg/handlers.h"
+
+#define R(x) MSR_ROLE(MSR_ROLE_##x)
+
+const struct msr_route msr_routes[] = {
+	/* health and meta (public) */
+	{ "GET", "/healthz", 0, 0, msr_h_healthz, "healthz" },
+	{ "GET", "/readyz", 0, 0, msr_h_readyz, "readyz" },
+	{ "GET", "/metrics", 0, 0, msr_h_metrics, "metrics" },
+	{ "GET", "/v1/openapi.json", 0, 0, msr_h_openapi, "openapi" },
+
+	/* admin */
+	{ "POST", "/v1/clients", R(ADMIN), MSR_R_JSON_BODY | MSR_R_AUDITED,
+	  msr_h_client_create, "client.create" },
+	{ "DELETE", "/v1/clients/{}", R(ADMIN), MSR_R_AUDITED,
+	  msr_h_client_revoke, "client.revoke" },
+	{ "POST", "/v1/manufacturers", R(ADMIN), MSR_R_JSON_BODY | MSR_R_AUDITED,
+	  msr_h_manufacturer_create, "manufacturer.create" },
+};
+
+const size_t msr_routes_len = sizeof(msr_routes) / sizeof(msr_routes[0]);
