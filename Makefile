@@ -8,7 +8,7 @@
 #   make lint       cppcheck + clang-tidy
 #   make SANITIZE=address,undefined ...   build everything with sanitizers
 
-PKGS      := libmicrohttpd libpq jansson libsodium inih libsystemd
+PKGS      := libmicrohttpd libpq jansson libsodium inih libsystemd libcurl
 CC        ?= cc
 BUILD     := build
 BIN       := bin
@@ -97,7 +97,7 @@ check: unit integration
 bench: all $(BENCH_BIN)
 	tests/bench/run.sh
 
-fuzz: deps-ok
+fuzz: deps-ok $(BUILD)/embedded.c
 	tests/fuzz/run.sh
 
 lint:

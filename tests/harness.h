@@ -3,16 +3,84 @@
  *
  * Unit tests use msr_test_load_json() to read reference vectors from tests/data/
  * (copies of shared/testdata, produced by Go's sumdb/tlog and sumdb/note and the
- * rs8 reference). Integration tests use the daemon/HTTP helpers below against a
- * real msregd and a real PostgreSQL cluster started by tests/run-integration.sh.
+ * rs8 reference).
+ *
+ * Integration tests run the real msregd against a real PostgreSQL cluster over
+ * real HTTP on loopback. tests/run-integration.sh starts one throwaway cluster
+ * and exports MSR_IT_PGBASE; each test suite calls msr_it_setup() to get a fresh
+ * database (migrated, with an admin key and an audit signer key), a config file
+ * on a free loopback port and a running msregd, and msr_it_teardown() to stop
+ * it. msregd is started with PR_SET_PDEATHSIG so it never outlives its test.
  */
 #ifndef MSREG_TEST_HARNESS_H
 #define MSREG_TEST_HARNESS_H
 
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Load tests/data/<name>; aborts the test process if it cannot. Caller decrefs. */
 json_t *msr_test_load_json(const char *name);
+
+struct msr_it {
+	char  name[64];
+	char  dir[512];          /* per-suite scratch dir (config, keys, logs) */
+	char  pgbase[512];
+	char  bin[512];          /* directory holding msregd and msreg */
+	char  url_app[768];      /* msreg_app */
+	char  url_owner[768];    /* msreg_owner */
+	char  url_super[768];    /* cluster superuser */
+	char  config[600];
+	char  keyfile[600];
+	char  vkey[512];         /* verifier key printed by keygen */
+	char  admin_key[128];
+	int   port;
+	pid_t pid;
+};
+
+struct msr_it_resp {
+	long    status;
+	char   *body;            /* NUL-terminated */
+	size_t  len;
+	json_t *json;            /* parsed body if JSON, else NULL */
+	long    audit_index;     /* Audit-Index header, -1 if absent */
+	char    ctype[128];
+	char    retry_after[32];
+};
+
+/*
+ * Create database "it_<name>" (dropped first if it exists), write the config
+ * (extra_ini appended verbatim, may be NULL), keygen, migrate, create an admin
+ * key, start msregd and wait until /healthz answers. Aborts on failure.
+ */
+void msr_it_setup(struct msr_it *it, const char *name, const char *extra_ini);
+/* Stop msregd (SIGTERM, then SIGKILL after 10 s). */
+void msr_it_teardown(struct msr_it *it);
+/* Start msregd and wait for /healthz (10 s). 0 on success. */
+int msr_it_start(struct msr_it *it);
+/* Send sig to msregd and reap it. */
+void msr_it_stop(struct msr_it *it, int sig);
+
+/*
+ * HTTP request to msregd. key may be NULL (no Authorization); ctype NULL means
+ * application/json when body != NULL. Returns 0 if a response arrived.
+ */
+int msr_it_request(struct msr_it *it, const char *method, const char *path,
+                   const char *key, const char *ctype, const char *body,
+                   struct msr_it_resp *out);
+void msr_it_resp_free(struct msr_it_resp *r);
+/* Convenience: request and return status (response freed). */
+long msr_it_status(struct msr_it *it, const char *method, const char *path,
+                   const char *key, const char *body);
+/* The error code string of an error response ("" if none). */
+const char *msr_it_error_code(const struct msr_it_resp *r);
+
+/* Create a client through the admin API; returns its key (static storage per call: copy it). */
+void msr_it_client(struct msr_it *it, const char *role, const char *name, const char *org,
+                   char *key_out, size_t keylen);
+/* Run SQL as the cluster superuser; returns 0 on success. */
+int msr_it_sql(struct msr_it *it, const char *sql);
+/* Run a command (argv NULL-terminated), capture stdout (malloc'd) and exit status. */
+int msr_it_run(char *const argv[], char **out);
 
 #endif
