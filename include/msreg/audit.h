@@ -33,4 +33,23 @@ int msr_audit_append(struct msr_audit *a, const char *entry, size_t len,
 /* The verifier key text "<name>+<keyid>+<base64>" (owned by a). */
 const char *msr_audit_verifier_key(struct msr_audit *a);
 
+/* --- for the audit endpoints and tools --- */
+struct msr_db_conn;
+struct msr_merkle_nodes;
+struct msr_note_signer;
+
+/* The parsed verifier key (owned by a). */
+const struct msr_note_verifier *msr_audit_verifier(struct msr_audit *a);
+/*
+ * Read the signer key file (signed-note text form, PRIVATE+KEY+...) into s.
+ * 0, or -1 with a reason in err. The caller wipes s (msr_note_signer_wipe).
+ */
+int msr_audit_load_key(const char *path, struct msr_note_signer *s, char *err,
+                       size_t errlen);
+/*
+ * Fetch every not-yet-set node of the plan s from audit_hashes in one query.
+ * 0 when the set is complete; -1 on a database error or missing nodes.
+ */
+int msr_audit_fetch_nodes(struct msr_db_conn *c, struct msr_merkle_nodes *s);
+
 #endif
