@@ -46,32 +46,6 @@ struct msr_http {
 	char               *tls_cert, *tls_key;
 };
 
-static const char *const role_names[] = {
-	[MSR_ROLE_NONE] = "none",
-	[MSR_ROLE_MANUFACTURER] = "manufacturer",
-	[MSR_ROLE_DEALER] = "dealer",
-	[MSR_ROLE_INVESTIGATOR] = "investigator",
-	[MSR_ROLE_AUDITOR] = "auditor",
-	[MSR_ROLE_ADMIN] = "admin",
-};
-
-const char *
-msr_role_name(enum msr_role r)
-{
-	if ((size_t)r >= MSR_ARRAY_LEN(role_names))
-		return "none";
-	return role_names[r];
-}
-
-enum msr_role
-msr_role_parse(const char *s)
-{
-	for (size_t i = 1; i < MSR_ARRAY_LEN(role_names); i++)
-		if (s != NULL && strcmp(s, role_names[i]) == 0)
-			return (enum msr_role)i;
-	return MSR_ROLE_NONE;
-}
-
 uint64_t
 msr_now_ns(void)
 {
