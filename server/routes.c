@@ -14,6 +14,10 @@ const struct msr_route msr_routes[] = {
 	{ "GET", "/metrics", 0, 0, msr_h_metrics, "metrics" },
 	{ "GET", "/v1/openapi.json", 0, 0, msr_h_openapi, "openapi" },
 
+	/* investigators: partial-code search */
+	{ "POST", "/v1/search", R(INVESTIGATOR), MSR_R_JSON_BODY | MSR_R_AUDITED,
+	  msr_h_search, "code.search" },
+
 	/* admin */
 	{ "POST", "/v1/clients", R(ADMIN), MSR_R_JSON_BODY | MSR_R_AUDITED,
 	  msr_h_client_create, "client.create" },
@@ -21,6 +25,18 @@ const struct msr_route msr_routes[] = {
 	  msr_h_client_revoke, "client.revoke" },
 	{ "POST", "/v1/manufacturers", R(ADMIN), MSR_R_JSON_BODY | MSR_R_AUDITED,
 	  msr_h_manufacturer_create, "manufacturer.create" },
+
+	/* audit log (handlers_audit.c); auditors' reads are audited too */
+	{ "GET", "/v1/audit/checkpoint", 0, 0, msr_h_audit_checkpoint, "audit.checkpoint" },
+	{ "GET", "/v1/audit/key", 0, 0, msr_h_audit_key, "audit.key" },
+	{ "GET", "/v1/audit/proof/consistency", 0, 0, msr_h_audit_consistency,
+	  "audit.proof.consistency" },
+	{ "GET", "/v1/audit/entries", R(AUDITOR), MSR_R_AUDITED, msr_h_audit_entries,
+	  "audit.entries" },
+	{ "GET", "/v1/audit/proof/inclusion", MSR_ROLES_ALL, MSR_R_AUDITED,
+	  msr_h_audit_inclusion, "audit.proof.inclusion" },
+	{ "GET", "/v1/audit/receipt/{}", MSR_ROLES_ALL, MSR_R_AUDITED, msr_h_audit_receipt,
+	  "audit.receipt" },
 };
 
 const size_t msr_routes_len = sizeof(msr_routes) / sizeof(msr_routes[0]);

@@ -21,4 +21,15 @@ void msr_h_client_create(struct msr_req *r);
 void msr_h_client_revoke(struct msr_req *r);
 void msr_h_manufacturer_create(struct msr_req *r);
 
+/* handlers_audit.c */
+void msr_h_audit_checkpoint(struct msr_req *r);
+void msr_h_audit_key(struct msr_req *r);
+void msr_h_audit_entries(struct msr_req *r);
+void msr_h_audit_inclusion(struct msr_req *r);
+void msr_h_audit_consistency(struct msr_req *r);
+void msr_h_audit_receipt(struct msr_req *r);
+
+/* handlers_search.c */
+void msr_h_search(struct msr_req *r);
+
 #endif

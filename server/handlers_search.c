@@ -1,0 +1,255 @@
+/*
+ * handlers_search.c — POST /v1/search: partial-code lookup (role investigator).
+ *
+ * parse readings → enumeration guard → search the in-memory index → fetch the
+ * candidates' firearms and first sales from PostgreSQL in one query → reply.
+ *
+ * Invariants:
+ *  1. The guard runs before the index is touched: a query whose expected number
+ *     of random matches among the registered codes of its length exceeds
+ *     [search] max_expected_matches is refused with 422 query_too_broad, so
+ *     the registry cannot be enumerated through this endpoint.
+ *  2. Every answer and every refusal of an authenticated caller is audited with
+ *     the case number, purpose, the readings as given, and what was returned.
+ *  3. The index may lag PostgreSQL by one catch-up; it never holds a code that
+ *     is not in PostgreSQL (codes are never deleted), so every hit resolves.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msreg/config.h"
+#include "msreg/db.h"
+#include "msreg/feed.h"
+#include "msreg/handlers.h"
+#include "msreg/jsonv.h"
+#include "msreg/pattern.h"
+#include "msreg/search.h"
+#include "msreg/server.h"
+
+static const struct msr_db_stmt stmt_details = {
+	"search_details",
+	"SELECT c.code, c.status, c.component, c.scheme,"
+	"  f.id, f.manufacturer_id, f.model, f.serial, f.type, f.caliber,"
+	"  f.manufactured_on::text,"
+	"  s.dealer_ffl, s.sold_on::text, s.transaction_ref, s.state"
+	" FROM codes c JOIN firearms f ON f.id = c.firearm_id"
+	" LEFT JOIN first_sales s ON s.firearm_id = f.id"
+	" WHERE c.code = ANY ($1::text[])",
+	1,
+};
+
+static int
+reply_pattern_error(struct msr_req *r, const struct msr_pattern_error *pe)
+{
+	json_t *detail = json_pack("{s:s}", "reason", msr_pattern_errname(pe->code));
+
+	if (pe->reading > 0)
+		json_object_set_new(detail, "reading", json_integer(pe->reading));
+	if (pe->position > 0)
+		json_object_set_new(detail, "position", json_integer(pe->position));
+	if (pe->offset > 0)
+		json_object_set_new(detail, "offset", json_integer(pe->offset));
+	msr_reply_error(r, 400, "invalid_pattern", detail, "%s", pe->message);
+	return -1;
+}
+
+/* Build the query from the request's readings. 0, or -1 after replying. */
+static int
+parse_query(struct msr_req *r, struct msr_query *q, unsigned max_mismatches)
+{
+	const struct msr_config *cfg = r->srv->cfg;
+	json_t *readings = json_object_get(r->json, "readings");
+	struct msr_pattern_limits lim;
+	struct msr_pattern_error pe;
+	struct msr_confusion conf;
+	size_t i;
+	json_t *v;
+
+	if (!json_is_array(readings) || json_array_size(readings) == 0) {
+		msr_reply_error(r, 400, "invalid_pattern", json_pack("{s:s}", "field", "readings"),
+		    "readings must be a non-empty array of strings or {\"gear\": \"...\"} objects");
+		return -1;
+	}
+	if (json_array_size(readings) > (size_t)cfg->search_max_readings) {
+		msr_reply_error(r, 400, "invalid_pattern",
+		    json_pack("{s:i}", "max_readings", cfg->search_max_readings),
+		    "a query may hold at most %d readings", cfg->search_max_readings);
+		return -1;
+	}
+	msr_pattern_limits_default(&lim);
+	lim.max_readings = (unsigned)cfg->search_max_readings;
+	lim.max_positions = (unsigned)cfg->search_max_positions;
+	msr_query_init(q, &lim);
+	memset(&pe, 0, sizeof(pe));
+	json_array_foreach(readings, i, v) {
+		json_t *gear = json_object_get(v, "gear");
+		int rc;
+
+		if (json_is_string(v)) {
+			rc = msr_query_add_text(q, json_string_value(v), &pe);
+		} else if (json_is_object(v) && json_object_size(v) == 1 && json_is_string(gear)) {
+			rc = msr_query_add_gear(q, json_string_value(gear), &pe);
+		} else {
+			msr_reply_error(r, 400, "invalid_pattern",
+			    json_pack("{s:I}", "reading", (json_int_t)i + 1),
+			    "reading %zu must be a string or {\"gear\": \"0/1/? bits\"}", i + 1);
+			return -1;
+		}
+		if (rc != 0)
+			return reply_pattern_error(r, &pe);
+	}
+	if (msr_confusion_parse(cfg->search_confusion, &conf, &pe) != 0)
+		msr_confusion_default(&conf);
+	if (msr_query_finish(q, max_mismatches, &conf, &pe) != 0)
+		return reply_pattern_error(r, &pe);
+	return 0;
+}
+
+static json_t *
+str_or_null(PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+/* Candidate objects in hit order; NULL after replying 503. */
+static json_t *
+resolve_hits(struct msr_req *r, const struct msr_hit *hits, size_t n, json_t *ids)
+{
+	char *array = NULL, code[MSR_CODE_MAX + 1];
+	const char *values[1];
+	json_t *out = NULL;
+	PGresult *res = NULL;
+	size_t len = 2;
+
+	array = malloc(n * (MSR_CODE_MAX + 1) + 3);
+	if (array == NULL) {
+		msr_reply_unavailable(r, "out of memory");
+		return NULL;
+	}
+	array[0] = '{';
+	for (size_t i = 0; i < n; i++) {
+		msr_code_format(hits[i].code.sym, hits[i].code.len, code);
+		len += (size_t)sprintf(array + len - 1, "%s%s", i ? "," : "", code);
+	}
+	array[len - 1] = '}';
+	array[len] = '\0';
+	values[0] = array;
+	if (msr_req_db(r) == NULL)
+		goto done;
+	res = msr_db_exec(r->db, &stmt_details, values);
+	if (!msr_db_ok(res)) {
+		msr_reply_unavailable(r, "the database is unavailable");
+		goto done;
+	}
+	out = json_array();
+	for (size_t i = 0; i < n; i++) {
+		int row = -1;
+		msr_code_format(hits[i].code.sym, hits[i].code.len, code);
+		for (int k = 0; k < PQntuples(res); k++)
+			if (strcmp(PQgetvalue(res, k, 0), code) == 0) {
+				row = k;
+				break;
+			}
+		if (row < 0)
+			continue;      /* cannot happen: codes are never deleted */
+		json_int_t fid = strtoll(PQgetvalue(res, row, 4), NULL, 10);
+		json_t *sale = PQgetisnull(res, row, 11) ? json_null() :
+		    json_pack("{s:o, s:o, s:o, s:o}", "dealer_ffl", str_or_null(res, row, 11),
+		    "sold_on", str_or_null(res, row, 12), "transaction_ref",
+		    str_or_null(res, row, 13), "state", str_or_null(res, row, 14));
+		json_array_append_new(out, json_pack(
+		    "{s:s, s:i, s:f, s:s, s:s, s:s,"
+		    " s:{s:I, s:s, s:s, s:s, s:s, s:s, s:o}, s:o}",
+		    "code", code, "mismatches", (int)hits[i].mismatches,
+		    "score", hits[i].score / 1000.0,
+		    "status", PQgetvalue(res, row, 1), "component", PQgetvalue(res, row, 2),
+		    "scheme", PQgetvalue(res, row, 3),
+		    "firearm", "id", fid, "manufacturer", PQgetvalue(res, row, 5),
+		    "model", PQgetvalue(res, row, 6), "serial", PQgetvalue(res, row, 7),
+		    "type", PQgetvalue(res, row, 8), "caliber", PQgetvalue(res, row, 9),
+		    "manufactured_on", str_or_null(res, row, 10),
+		    "first_sale", sale));
+		json_array_append_new(ids, json_integer(fid));
+	}
+done:
+	PQclear(res);
+	free(array);
+	return out;
+}
+
+void
+msr_h_search(struct msr_req *r)
+{
+	static const char *const keys[] = { "case_number", "purpose", "readings",
+	    "max_mismatches", "limit", NULL };
+	const struct msr_config *cfg = r->srv->cfg;
+	const char *case_number = NULL, *purpose = NULL;
+	json_int_t max_mm = 0, limit = cfg->search_default_limit;
+	struct msr_search_result sr;
+	struct msr_hit *hits = NULL;
+	struct msr_query *q = NULL;
+	struct msr_index *idx;
+	json_t *candidates = NULL, *codes, *ids;
+	double expected, n;
+
+	if (msr_jv_string(r, r->json, "case_number", 1, 200, &case_number) != 0 ||
+	    msr_jv_string(r, r->json, "purpose", 1, 500, &purpose) != 0)
+		return;
+	msr_audit_note(r, "case_number", json_string(case_number));
+	msr_audit_note(r, "purpose", json_string(purpose));
+	msr_audit_note(r, "readings", json_deep_copy(json_object_get(r->json, "readings")));
+	if (msr_jv_known_keys(r, r->json, keys) != 0 ||
+	    msr_jv_int(r, r->json, "max_mismatches", 0, 0, MSR_QUERY_MISMATCHES_MAX, &max_mm) != 0 ||
+	    msr_jv_int(r, r->json, "limit", 0, 1, cfg->search_max_limit, &limit) != 0)
+		return;
+	msr_audit_note(r, "max_mismatches", json_integer(max_mm));
+	q = malloc(sizeof(*q));
+	if (q == NULL) {
+		msr_reply_unavailable(r, "out of memory");
+		return;
+	}
+	if (parse_query(r, q, (unsigned)max_mm) != 0)
+		goto done;
+	idx = msr_feed_index(r->srv->feed);
+	if (idx == NULL) {
+		msr_reply_unavailable(r, "the search index is loading");
+		goto done;
+	}
+	n = (double)msr_index_count_len(idx, q->len);
+	expected = msr_query_expected(q, n);
+	msr_audit_note(r, "expected_random_matches", json_real(expected));
+	if (expected > cfg->search_max_expected_matches) {
+		msr_reply_error(r, 422, "query_too_broad",
+		    json_pack("{s:f, s:f, s:f}", "expected_matches", expected,
+		    "max_expected_matches", cfg->search_max_expected_matches,
+		    "registered_codes", n),
+		    "the query would be expected to match %.1f registered codes at random "
+		    "(at most %g allowed); read more positions or allow fewer mismatches",
+		    expected, cfg->search_max_expected_matches);
+		goto done;
+	}
+	hits = calloc((size_t)limit, sizeof(*hits));
+	if (hits == NULL || msr_index_search(idx, q, hits, (size_t)limit, &sr) != 0) {
+		msr_reply_unavailable(r, "search failed");
+		goto done;
+	}
+	ids = json_array();
+	candidates = resolve_hits(r, hits, sr.nhits, ids);
+	if (candidates == NULL) {
+		json_decref(ids);
+		goto done;
+	}
+	codes = json_array();
+	for (size_t i = 0; i < json_array_size(candidates); i++)
+		json_array_append(codes, json_object_get(json_array_get(candidates, i), "code"));
+	msr_audit_note(r, "result", json_pack("{s:I, s:o, s:o}", "total", (json_int_t)sr.total,
+	    "codes", codes, "firearm_ids", ids));
+	msr_reply_json(r, 200, json_pack("{s:o, s:I, s:b, s:f, s:i}",
+	    "candidates", candidates, "total", (json_int_t)sr.total,
+	    "truncated", sr.total > sr.nhits, "expected_random_matches", expected,
+	    "max_mismatches", (int)max_mm));
+done:
+	free(hits);
+	free(q);
+}
