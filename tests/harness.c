@@ -334,16 +334,16 @@ on_header(char *data, size_t size, size_t nmemb, void *user)
 {
 	struct msr_it_resp *r = user;
 	size_t n = size * nmemb;
-	char line[256];
+	char line[512];
 
-	snprintf(line, sizeof(line), "%.*s", (int)(n < 255 ? n : 255), data);
+	snprintf(line, sizeof(line), "%.*s", (int)(n < 511 ? n : 511), data);
 	line[strcspn(line, "\r\n")] = '\0';
 	if (strncasecmp(line, "Audit-Index:", 12) == 0)
 		r->audit_index = strtol(line + 12, NULL, 10);
 	else if (strncasecmp(line, "Content-Type:", 13) == 0)
-		snprintf(r->ctype, sizeof(r->ctype), "%s", line + 14);
+		snprintf(r->ctype, sizeof(r->ctype), "%.127s", line + 14);
 	else if (strncasecmp(line, "Retry-After:", 12) == 0)
-		snprintf(r->retry_after, sizeof(r->retry_after), "%s", line + 13);
+		snprintf(r->retry_after, sizeof(r->retry_after), "%.31s", line + 13);
 	return n;
 }
 
