@@ -270,6 +270,9 @@ struct msr_audit {
 	uint64_t		 base;		/* tree size before the batch */
 };
 
+static int run_batch(struct msr_audit *a);
+static void batch_reset(struct msr_audit *a);
+
 static uint64_t
 now_ns(void)
 {
@@ -344,15 +347,20 @@ done:
 
 /* --- tree head --------------------------------------------------------------- */
 
-/* The committed tree size and root (size 0, empty root if nothing yet). */
+/*
+ * The committed tree size and root (size 0, empty root if nothing yet; then
+ * *have_row, if given, is 0).
+ */
 static int
-read_head(struct msr_db_conn *c, uint64_t *size, uint8_t root[HLEN])
+read_head2(struct msr_db_conn *c, uint64_t *size, uint8_t root[HLEN], int *have_row)
 {
 	PGresult *res = msr_db_exec_params(c, &s_head, NULL, NULL, NULL, 1);
 	int ret = -1;
 
 	if (!msr_db_ok(res))
 		goto done;
+	if (have_row != NULL)
+		*have_row = PQntuples(res) > 0;
 	if (PQntuples(res) == 0) {
 		*size = 0;
 		msr_merkle_empty_root(root);
@@ -367,6 +375,12 @@ read_head(struct msr_db_conn *c, uint64_t *size, uint8_t root[HLEN])
 done:
 	PQclear(res);
 	return ret;
+}
+
+static int
+read_head(struct msr_db_conn *c, uint64_t *size, uint8_t root[HLEN])
+{
+	return read_head2(c, size, root, NULL);
 }
 
 /*
@@ -548,7 +562,7 @@ recover(struct msr_audit *a)
 	uint64_t size;
 	uint8_t root[HLEN];
 	char why[600] = "";
-	int rc, ret = -1;
+	int rc, have_row = 1, ret = -1;
 
 	if (atomic_load(&a->refused))
 		return -1;
@@ -571,9 +585,17 @@ recover(struct msr_audit *a)
 		}
 		a->checked = 1;
 	}
-	if (read_head(c, &size, root) != 0 || load_frontier(a, c, size, root) != 0)
+	if (read_head2(c, &size, root, &have_row) != 0 || load_frontier(a, c, size, root) != 0)
 		goto done;
-	log_info("audit: sequencer ready at tree size %" PRIu64, size);
+	msr_db_release(c);
+	c = NULL;
+	if (!have_row) {
+		/* A new log: sign the empty tree so /v1/audit/checkpoint has a note. */
+		batch_reset(a);
+		if (run_batch(a) != 0)
+			goto done;
+	}
+	log_info("audit: sequencer ready at tree size %" PRIu64, a->fr.size);
 	ret = 0;
 done:
 	msr_db_release(c);
@@ -708,7 +730,7 @@ run_batch(struct msr_audit *a)
 	int lens[10], fmts[10];
 	const char *lockv[1] = { AUDIT_LOCK_KEY };
 	size_t i;
-	int committing = 0, ret = -1;
+	int committing = 0, have_row = 1, ret = -1;
 
 	/* Leaf hashes do not depend on the position: outside the lock. */
 	for (i = 0; i < a->nentries; i++)
@@ -724,8 +746,12 @@ run_batch(struct msr_audit *a)
 		goto fail;
 	PQclear(res);
 	res = NULL;
-	if (read_head(c, &size, root) != 0)
+	if (read_head2(c, &size, root, &have_row) != 0)
 		goto fail;
+	if (a->nentries == 0 && have_row) {
+		ret = 0;	/* the empty tree was signed elsewhere meanwhile */
+		goto done;
+	}
 	if (!a->have_frontier || size != a->fr.size) {
 		if (a->have_frontier)
 			log_info("audit: tree grew from %" PRIu64 " to %" PRIu64
