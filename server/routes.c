@@ -14,6 +14,22 @@ const struct msr_route msr_routes[] = {
 	{ "GET", "/metrics", 0, 0, msr_h_metrics, "metrics" },
 	{ "GET", "/v1/openapi.json", 0, 0, msr_h_openapi, "openapi" },
 
+	/* registry (handlers_codes.c, handlers_firearms.c, handlers_sales.c) */
+	{ "POST", "/v1/codes/allocate", R(MANUFACTURER), MSR_R_JSON_BODY | MSR_R_AUDITED,
+	  msr_h_codes_allocate, "code.allocate" },
+	{ "GET", "/v1/codes/{}", R(INVESTIGATOR), MSR_R_AUDITED,
+	  msr_h_code_lookup, "code.lookup" },
+	{ "POST", "/v1/firearms", R(MANUFACTURER), MSR_R_JSON_BODY | MSR_R_AUDITED,
+	  msr_h_firearm_create, "firearm.create" },
+	{ "POST", "/v1/firearms/batch", R(MANUFACTURER), MSR_R_JSON_BODY | MSR_R_AUDITED,
+	  msr_h_firearm_batch, "firearm.batch" },
+	{ "POST", "/v1/firearms/{}/codes", R(MANUFACTURER), MSR_R_JSON_BODY | MSR_R_AUDITED,
+	  msr_h_firearm_add_code, "firearm.add_code" },
+	{ "GET", "/v1/firearms/{}", R(MANUFACTURER), MSR_R_AUDITED,
+	  msr_h_firearm_get, "firearm.get" },
+	{ "POST", "/v1/sales", R(DEALER), MSR_R_JSON_BODY | MSR_R_AUDITED,
+	  msr_h_sale_create, "sale.create" },
+
 	/* investigators: partial-code search */
 	{ "POST", "/v1/search", R(INVESTIGATOR), MSR_R_JSON_BODY | MSR_R_AUDITED,
 	  msr_h_search, "code.search" },

@@ -16,6 +16,19 @@ void msr_h_readyz(struct msr_req *r);
 void msr_h_metrics(struct msr_req *r);
 void msr_h_openapi(struct msr_req *r);
 
+/* handlers_codes.c (registry: allocation, exact lookup) */
+void msr_h_codes_allocate(struct msr_req *r);
+void msr_h_code_lookup(struct msr_req *r);
+
+/* handlers_firearms.c (registry: firearms and their codes) */
+void msr_h_firearm_create(struct msr_req *r);
+void msr_h_firearm_batch(struct msr_req *r);
+void msr_h_firearm_add_code(struct msr_req *r);
+void msr_h_firearm_get(struct msr_req *r);
+
+/* handlers_sales.c (registry: first retail sales) */
+void msr_h_sale_create(struct msr_req *r);
+
 /* handlers_admin.c */
 void msr_h_client_create(struct msr_req *r);
 void msr_h_client_revoke(struct msr_req *r);

@@ -1,0 +1,1097 @@
+/*
+ * handlers_firearms.c — firearm registration (one or a batch), replacement
+ * parts, and a manufacturer's view of its own firearms (role manufacturer; the
+ * caller's org is its manufacturer id).
+ *
+ * A registration is validated completely in C first — fields, code syntax and
+ * rs8 check symbols, duplicate codes and serials within the request — and then
+ * written by a fixed number of set-based statements in one transaction,
+ * whatever the number of firearms (arrays passed as parameters and unnested):
+ *   1. claim:  every 8-symbol code goes into code_allocations for the caller
+ *              (ON CONFLICT DO NOTHING: an allocated code stays as it is);
+ *   2. owner:  any of those codes held by another manufacturer → 409;
+ *   3. insert the firearms (ON CONFLICT (manufacturer_id, serial) DO NOTHING),
+ *              returning (request index, id);
+ *   4. insert the codes (ON CONFLICT (code) DO NOTHING), returning the codes;
+ *   5. pg_notify('msreg_codes') so every search index follows; COMMIT.
+ *
+ * Invariants:
+ *  1. All or nothing: any client error leaves the transaction uncommitted
+ *     (msr_db_release rolls it back) and names the offending item in
+ *     detail.index for a batch.
+ *  2. Every 8-symbol code in codes is also in code_allocations under its
+ *     firearm's manufacturer (step 1). Allocation only has to respect the
+ *     code_allocations primary key, and that key serialises a registration
+ *     against a racing allocation or a racing registration by another
+ *     manufacturer.
+ *  3. Conflicts are found as rows missing from RETURNING, never by parsing
+ *     error text: a row that conflicts with a concurrent uncommitted insert
+ *     waits for it, so of two racing registrations of one code or serial
+ *     exactly one commits and the other answers 409.
+ *  4. Rows are written in key order (serial, code), so concurrent writers lock
+ *     rows in the same order; a deadlock or serialization failure that still
+ *     happens is retried (MAX_ATTEMPTS) before answering 503.
+ *  5. A manufacturer reads and writes only firearms whose manufacturer_id is
+ *     its org; another manufacturer's firearm is answered 404, exactly as if
+ *     it did not exist.
+ *  6. Any database failure is 503 unavailable; a unique violation that slips
+ *     past the ON CONFLICT clauses is 409.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "msreg/code.h"
+#include "msreg/config.h"
+#include "msreg/db.h"
+#include "msreg/handlers.h"
+#include "msreg/jsonv.h"
+#include "msreg/log.h"
+#include "msreg/server.h"
+
+#define MODEL_MAX     100
+#define SERIAL_MAX    64
+#define TEXT_MAX      64     /* type, caliber */
+#define CODE_TEXT_MAX 64     /* code as typed, hyphens and spaces included */
+#define CODES_MAX     16     /* codes per firearm in one registration */
+#define MAX_ATTEMPTS  3
+
+enum { W_OK = 0, W_REPLIED = -1, W_RETRY = -2 };
+
+static const char *const components[] = { "firing_pin", "breech_face", "ejector",
+    "extractor", "other", NULL };
+static const char *const schemes[] = { "rs8", "free", NULL };
+
+/* ---- statements ---------------------------------------------------------- */
+
+static const struct msr_db_stmt stmt_claim = {
+	"fa_claim",
+	"INSERT INTO code_allocations (code, manufacturer_id)"
+	" SELECT c, $2 FROM unnest($1::text[]) AS c"
+	" ON CONFLICT (code) DO NOTHING",
+	2,
+};
+
+static const struct msr_db_stmt stmt_foreign = {
+	"fa_foreign",
+	"SELECT code FROM code_allocations"
+	" WHERE code = ANY ($1::text[]) AND manufacturer_id <> $2",
+	2,
+};
+
+static const struct msr_db_stmt stmt_insert_firearms = {
+	"fa_insert_firearms",
+	"WITH u AS (SELECT * FROM unnest($2::int[], $3::text[], $4::text[], $5::text[],"
+	"                                $6::text[], $7::date[])"
+	"           AS u(ord, model, serial, type, caliber, made)),"
+	" ins AS (INSERT INTO firearms (manufacturer_id, model, serial, type, caliber,"
+	"                               manufactured_on, created_by)"
+	"         SELECT $1, model, serial, type, caliber, made, $8::bigint FROM u"
+	"         ON CONFLICT (manufacturer_id, serial) DO NOTHING"
+	"         RETURNING id, serial)"
+	" SELECT u.ord, ins.id FROM ins JOIN u USING (serial)",
+	8,
+};
+
+static const struct msr_db_stmt stmt_insert_codes = {
+	"fa_insert_codes",
+	"INSERT INTO codes (code, scheme, component, firearm_id)"
+	" SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])"
+	" ON CONFLICT (code) DO NOTHING RETURNING code",
+	4,
+};
+
+static const struct msr_db_stmt stmt_notify = {
+	"fa_notify",
+	"SELECT pg_notify('msreg_codes', '')",
+	0,
+};
+
+static const struct msr_db_stmt stmt_firearm_json = {
+	"fa_firearm_json",
+	"SELECT json_build_object("
+	"  'id', f.id, 'manufacturer', f.manufacturer_id, 'model', f.model,"
+	"  'serial', f.serial, 'type', f.type, 'caliber', f.caliber,"
+	"  'manufactured_on', f.manufactured_on, 'created_at', f.created_at,"
+	"  'codes', coalesce((SELECT json_agg(json_build_object("
+	"      'code', c.code, 'scheme', c.scheme, 'component', c.component,"
+	"      'status', c.status, 'registered_at', c.registered_at,"
+	"      'retired_at', c.retired_at, 'replaces', c.replaces,"
+	"      'replaced_by', (SELECT n.code FROM codes n"
+	"                      WHERE n.firearm_id = f.id AND n.replaces = c.code LIMIT 1))"
+	"      ORDER BY c.registered_at, c.code)"
+	"    FROM codes c WHERE c.firearm_id = f.id), '[]'::json),"
+	"  'first_sale', (SELECT json_build_object('dealer_ffl', s.dealer_ffl,"
+	"      'sold_on', s.sold_on, 'transaction_ref', s.transaction_ref,"
+	"      'state', s.state, 'recorded_at', s.recorded_at)"
+	"    FROM first_sales s WHERE s.firearm_id = f.id))::text"
+	" FROM firearms f WHERE f.id = $1 AND f.manufacturer_id = $2",
+	2,
+};
+
+static const struct msr_db_stmt stmt_lock_firearm = {
+	"fa_lock_firearm",
+	"SELECT id FROM firearms WHERE id = $1 AND manufacturer_id = $2 FOR UPDATE",
+	2,
+};
+
+static const struct msr_db_stmt stmt_retire = {
+	"fa_retire",
+	"UPDATE codes SET status = 'retired', retired_at = now(),"
+	"  change_seq = nextval('change_seq'), change_xid = pg_current_xact_id()"
+	" WHERE code = $1 AND firearm_id = $2 AND status = 'active' RETURNING code",
+	2,
+};
+
+static const struct msr_db_stmt stmt_code_status = {
+	"fa_code_status",
+	"SELECT status FROM codes WHERE code = $1 AND firearm_id = $2",
+	2,
+};
+
+static const struct msr_db_stmt stmt_insert_code = {
+	"fa_insert_code",
+	"INSERT INTO codes (code, scheme, component, firearm_id, replaces)"
+	" VALUES ($1, $2, $3, $4, $5)"
+	" ON CONFLICT (code) DO NOTHING RETURNING code",
+	5,
+};
+
+/* ---- a registration request ---------------------------------------------- */
+
+struct reg_code {
+	char        code[MSR_CODE_MAX + 1];
+	const char *scheme;        /* static strings from schemes[] */
+	const char *component;     /* static strings from components[] */
+	size_t      item;          /* index of its firearm in the request */
+};
+
+struct reg_item {
+	const char *model, *serial, *type, *caliber, *made;   /* point into r->json */
+	int64_t     id;                                        /* 0 until inserted */
+};
+
+struct reg {
+	const char      *manufacturer;
+	int              batch;        /* errors carry detail.index */
+	struct reg_item *items;
+	size_t           nitems;
+	struct reg_code *codes;
+	size_t           ncodes, capcodes;
+};
+
+static void
+reg_free(struct reg *g)
+{
+	free(g->items);
+	free(g->codes);
+	memset(g, 0, sizeof(*g));
+}
+
+/* Name the offending item of a batch in the error already replied. */
+static int
+item_error(struct msr_req *r, const struct reg *g, size_t item)
+{
+	if (g->batch)
+		msr_reply_add_detail(r, "index", json_integer((json_int_t)item));
+	return -1;
+}
+
+/* ---- array parameters ---------------------------------------------------- */
+
+/*
+ * A PostgreSQL array literal being built: "{" elem "," elem ... "}". Every
+ * element is double-quoted with '"' and '\' escaped, or the bare word NULL.
+ */
+struct arr {
+	char   *p;
+	size_t  len, cap;
+	size_t  n;
+	int     oom;
+};
+
+static void
+arr_put(struct arr *a, const char *s, size_t n)
+{
+	char *p;
+	size_t cap;
+
+	if (a->oom)
+		return;
+	if (a->len + n + 2 > a->cap) {
+		cap = a->cap ? a->cap : 256;
+		while (a->len + n + 2 > cap)
+			cap *= 2;
+		p = realloc(a->p, cap);
+		if (p == NULL) {
+			a->oom = 1;
+			return;
+		}
+		a->p = p;
+		a->cap = cap;
+	}
+	memcpy(a->p + a->len, s, n);
+	a->len += n;
+	a->p[a->len] = '\0';
+}
+
+static void
+arr_add(struct arr *a, const char *s)
+{
+	const char *q;
+
+	arr_put(a, a->n++ == 0 ? "{" : ",", 1);
+	if (s == NULL) {
+		arr_put(a, "NULL", 4);
+		return;
+	}
+	arr_put(a, "\"", 1);
+	while (*s != '\0') {
+		q = s + strcspn(s, "\"\\");
+		arr_put(a, s, (size_t)(q - s));
+		if (*q == '\0')
+			break;
+		arr_put(a, "\\", 1);
+		arr_put(a, q, 1);
+		s = q + 1;
+	}
+	arr_put(a, "\"", 1);
+}
+
+static void
+arr_add_int(struct arr *a, long long v)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%lld", v);
+	arr_put(a, a->n++ == 0 ? "{" : ",", 1);
+	arr_put(a, buf, strlen(buf));
+}
+
+/* The finished literal, or NULL when out of memory. */
+static const char *
+arr_end(struct arr *a)
+{
+	if (a->n == 0)
+		arr_put(a, "{", 1);
+	arr_put(a, "}", 1);
+	return a->oom ? NULL : a->p;
+}
+
+static void
+arr_free(struct arr *a)
+{
+	free(a->p);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ---- parsing ------------------------------------------------------------- */
+
+static int
+caller_manufacturer(struct msr_req *r, const char **out)
+{
+	if (r->client.org[0] == '\0') {
+		msr_reply_error(r, 403, "forbidden", NULL,
+		    "this manufacturer key is not bound to a manufacturer");
+		return -1;
+	}
+	*out = r->client.org;
+	return 0;
+}
+
+/*
+ * Normalise text as a code of the given scheme into out (canonical form).
+ * Returns 0, or -1 after replying 400 invalid_code.
+ */
+static int
+code_parse(struct msr_req *r, const char *field, const char *text, const char *scheme,
+    char out[MSR_CODE_MAX + 1])
+{
+	uint8_t sym[CODE_TEXT_MAX];
+	size_t n = 0;
+	long bad_at = -1;
+
+	if (msr_code_normalize(text, sym, sizeof(sym), &n, &bad_at) != 0) {
+		msr_reply_error(r, 400, "invalid_code",
+		    json_pack("{s:s, s:s, s:I}", "field", field, "code", text,
+		    "offset", (json_int_t)bad_at),
+		    "code \"%s\" has a character that is not a code symbol at offset %ld "
+		    "(codes use Crockford base32: 0-9 and A-Z without U; I and L read as 1, "
+		    "O as 0; hyphens and spaces are ignored)", text, bad_at);
+		return -1;
+	}
+	if (strcmp(scheme, "rs8") == 0) {
+		if (n != MSR_RS8_LEN) {
+			msr_reply_error(r, 400, "invalid_code",
+			    json_pack("{s:s, s:s, s:I}", "field", field, "code", text,
+			    "symbols", (json_int_t)n),
+			    "code has %zu symbols; rs8 codes have 8", n);
+			return -1;
+		}
+		if (!msr_rs8_valid(sym)) {
+			msr_code_format(sym, n, out);
+			msr_reply_error(r, 400, "invalid_code",
+			    json_pack("{s:s, s:s}", "field", field, "code", out),
+			    "code %s is not an rs8 codeword: its check symbols do not match "
+			    "(a character may be mistyped)", out);
+			return -1;
+		}
+	} else if (n < MSR_FREE_MIN || n > MSR_FREE_MAX) {
+		msr_reply_error(r, 400, "invalid_code",
+		    json_pack("{s:s, s:s, s:I}", "field", field, "code", text,
+		    "symbols", (json_int_t)n),
+		    "code has %zu symbols; free codes have %d to %d", n, MSR_FREE_MIN,
+		    MSR_FREE_MAX);
+		return -1;
+	}
+	msr_code_format(sym, n, out);
+	return 0;
+}
+
+static int
+reg_add_code(struct msr_req *r, struct reg *g, json_t *obj, size_t item, size_t j)
+{
+	static const char *const keys[] = { "code", "component", "scheme", NULL };
+	const char *text = NULL, *component = NULL, *scheme = "rs8";
+	struct reg_code *c, *nc;
+	size_t cap;
+
+	if (!json_is_object(obj)) {
+		msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", "codes"),
+		    "codes[%zu] must be an object {\"code\", \"component\", \"scheme\"}", j);
+		goto fail;
+	}
+	if (msr_jv_known_keys(r, obj, keys) != 0 ||
+	    msr_jv_string(r, obj, "code", 1, CODE_TEXT_MAX, &text) != 0 ||
+	    msr_jv_enum(r, obj, "component", 1, components, &component) != 0 ||
+	    msr_jv_enum(r, obj, "scheme", 0, schemes, &scheme) != 0)
+		goto fail;
+	if (g->ncodes == g->capcodes) {
+		cap = g->capcodes ? g->capcodes * 2 : 16;
+		nc = realloc(g->codes, cap * sizeof(*nc));
+		if (nc == NULL) {
+			msr_reply_unavailable(r, "out of memory");
+			return -1;
+		}
+		g->codes = nc;
+		g->capcodes = cap;
+	}
+	c = &g->codes[g->ncodes];
+	if (code_parse(r, "code", text, scheme, c->code) != 0)
+		goto fail;
+	c->scheme = scheme;
+	c->component = component;
+	c->item = item;
+	g->ncodes++;
+	return 0;
+fail:
+	msr_reply_add_detail(r, "code_index", json_integer((json_int_t)j));
+	return item_error(r, g, item);
+}
+
+static int
+reg_add_item(struct msr_req *r, struct reg *g, json_t *obj, size_t i)
+{
+	static const char *const keys[] = { "manufacturer", "model", "serial", "type",
+	    "caliber", "manufactured_on", "codes", NULL };
+	struct reg_item *it = &g->items[i];
+	const char *manufacturer = NULL;
+	json_t *codes, *c;
+	size_t j, len;
+
+	if (!json_is_object(obj)) {
+		msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", "firearms"),
+		    "firearms[%zu] must be an object", i);
+		return item_error(r, g, i);
+	}
+	if (msr_jv_known_keys(r, obj, keys) != 0 ||
+	    msr_jv_string(r, obj, "manufacturer", 0, 64, &manufacturer) != 0 ||
+	    msr_jv_string(r, obj, "model", 1, MODEL_MAX, &it->model) != 0 ||
+	    msr_jv_string(r, obj, "serial", 1, SERIAL_MAX, &it->serial) != 0 ||
+	    msr_jv_string(r, obj, "type", 1, TEXT_MAX, &it->type) != 0 ||
+	    msr_jv_string(r, obj, "caliber", 1, TEXT_MAX, &it->caliber) != 0 ||
+	    msr_jv_date(r, obj, "manufactured_on", 0, 1, &it->made) != 0)
+		return item_error(r, g, i);
+	if (manufacturer != NULL && strcmp(manufacturer, g->manufacturer) != 0) {
+		msr_reply_error(r, 403, "forbidden",
+		    json_pack("{s:s}", "field", "manufacturer"),
+		    "this key registers firearms for manufacturer %s only", g->manufacturer);
+		return item_error(r, g, i);
+	}
+	codes = json_object_get(obj, "codes");
+	len = json_array_size(codes);
+	if (!json_is_array(codes) || len == 0 || len > CODES_MAX) {
+		msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", "codes"),
+		    "codes must be an array of 1 to %d codes", CODES_MAX);
+		return item_error(r, g, i);
+	}
+	json_array_foreach(codes, j, c)
+		if (reg_add_code(r, g, c, i, j) != 0)
+			return -1;
+	return 0;
+}
+
+static int
+cmp_code(const void *a, const void *b)
+{
+	const struct reg_code *x = a, *y = b;
+
+	return strcmp(x->code, y->code);
+}
+
+struct serial_ref {
+	const char *serial;
+	size_t      item;
+};
+
+static int
+cmp_serial(const void *a, const void *b)
+{
+	const struct serial_ref *x = a, *y = b;
+
+	return strcmp(x->serial, y->serial);
+}
+
+/*
+ * Sort the codes and refuse a code given twice; *order gets the items sorted
+ * by serial (caller frees) and a serial given twice is refused. The offending
+ * item of a duplicate pair is the later one; of several pairs, the earliest
+ * such item.
+ */
+static int
+reg_check_duplicates(struct msr_req *r, struct reg *g, struct serial_ref **order)
+{
+	struct serial_ref *s;
+	size_t bad = SIZE_MAX, later, k;
+	const char *what = NULL;
+
+	*order = NULL;
+	qsort(g->codes, g->ncodes, sizeof(*g->codes), cmp_code);
+	for (k = 1; k < g->ncodes; k++) {
+		if (strcmp(g->codes[k - 1].code, g->codes[k].code) != 0)
+			continue;
+		later = g->codes[k].item > g->codes[k - 1].item ? g->codes[k].item :
+		    g->codes[k - 1].item;
+		if (later < bad) {
+			bad = later;
+			what = g->codes[k].code;
+		}
+	}
+	if (what != NULL) {
+		msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "code", what),
+		    "code %s appears more than once in this request", what);
+		return item_error(r, g, bad);
+	}
+	s = calloc(g->nitems, sizeof(*s));
+	if (s == NULL) {
+		msr_reply_unavailable(r, "out of memory");
+		return -1;
+	}
+	for (k = 0; k < g->nitems; k++) {
+		s[k].serial = g->items[k].serial;
+		s[k].item = k;
+	}
+	qsort(s, g->nitems, sizeof(*s), cmp_serial);
+	for (k = 1; k < g->nitems; k++) {
+		if (strcmp(s[k - 1].serial, s[k].serial) != 0)
+			continue;
+		later = s[k].item > s[k - 1].item ? s[k].item : s[k - 1].item;
+		if (later < bad) {
+			bad = later;
+			what = s[k].serial;
+		}
+	}
+	if (what != NULL) {
+		msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "serial", what),
+		    "serial %s appears more than once in this request", what);
+		free(s);
+		return item_error(r, g, bad);
+	}
+	*order = s;
+	return 0;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+/* A failed statement: retry, 409, or 503. Clears res. */
+static int
+db_failed(struct msr_req *r, PGresult *res, const char *what)
+{
+	const char *state = msr_db_sqlstate(res);
+	int ret = W_REPLIED;
+
+	if (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0) {
+		ret = W_RETRY;
+	} else if (strcmp(state, "23505") == 0) {
+		msr_reply_error(r, 409, "conflict", NULL,
+		    "a code or serial in this request is already registered");
+	} else {
+		log_warn("%s failed: %s", what,
+		    res ? PQresultErrorMessage(res) : "connection lost");
+		msr_reply_unavailable(r, "the database is unavailable");
+	}
+	PQclear(res);
+	return ret;
+}
+
+/* Run a statement expected to succeed; 0 with *out (caller clears), or W_*. */
+static int
+run(struct msr_req *r, const struct msr_db_stmt *s, const char *const *values,
+    PGresult **out)
+{
+	PGresult *res = msr_db_exec(r->db, s, values);
+
+	*out = NULL;
+	if (!msr_db_ok(res))
+		return db_failed(r, res, s->name);
+	*out = res;
+	return W_OK;
+}
+
+/* Claim the 8-symbol codes among codes[0..n) and refuse another's. */
+static int
+claim_codes(struct msr_req *r, const struct reg *g)
+{
+	struct arr a = { 0 };
+	const char *values[2];
+	PGresult *res = NULL;
+	const char *code;
+	size_t k, bad = SIZE_MAX, item = 0;
+	int ret;
+
+	for (k = 0; k < g->ncodes; k++)
+		if (strlen(g->codes[k].code) == MSR_RS8_LEN)
+			arr_add(&a, g->codes[k].code);
+	if (a.n == 0) {
+		ret = W_OK;
+		goto done;
+	}
+	values[0] = arr_end(&a);
+	values[1] = g->manufacturer;
+	if (values[0] == NULL) {
+		msr_reply_unavailable(r, "out of memory");
+		ret = W_REPLIED;
+		goto done;
+	}
+	ret = run(r, &stmt_claim, values, &res);
+	if (ret != W_OK)
+		goto done;
+	PQclear(res);
+	ret = run(r, &stmt_foreign, values, &res);
+	if (ret != W_OK || PQntuples(res) == 0)
+		goto done;
+	for (int i = 0; i < PQntuples(res); i++) {
+		code = PQgetvalue(res, i, 0);
+		for (k = 0; k < g->ncodes; k++)
+			if (strcmp(g->codes[k].code, code) == 0 && g->codes[k].item < bad) {
+				bad = g->codes[k].item;
+				item = k;
+			}
+	}
+	if (bad == SIZE_MAX)
+		bad = 0;
+	msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "code", g->codes[item].code),
+	    "code %s is reserved to another manufacturer", g->codes[item].code);
+	item_error(r, g, bad);
+	ret = W_REPLIED;
+done:
+	PQclear(res);
+	arr_free(&a);
+	return ret;
+}
+
+static int
+insert_firearms(struct msr_req *r, struct reg *g, const struct serial_ref *order)
+{
+	struct arr ord = { 0 }, model = { 0 }, serial = { 0 }, type = { 0 },
+	    caliber = { 0 }, made = { 0 };
+	const char *values[8];
+	char by[24];
+	PGresult *res = NULL;
+	size_t k;
+	int ret;
+
+	for (k = 0; k < g->nitems; k++) {
+		const struct reg_item *it = &g->items[order[k].item];
+		arr_add_int(&ord, (long long)order[k].item);
+		arr_add(&model, it->model);
+		arr_add(&serial, it->serial);
+		arr_add(&type, it->type);
+		arr_add(&caliber, it->caliber);
+		arr_add(&made, it->made);
+	}
+	snprintf(by, sizeof(by), "%lld", (long long)r->client.id);
+	values[0] = g->manufacturer;
+	values[1] = arr_end(&ord);
+	values[2] = arr_end(&model);
+	values[3] = arr_end(&serial);
+	values[4] = arr_end(&type);
+	values[5] = arr_end(&caliber);
+	values[6] = arr_end(&made);
+	values[7] = by;
+	for (k = 1; k < 7; k++)
+		if (values[k] == NULL) {
+			msr_reply_unavailable(r, "out of memory");
+			ret = W_REPLIED;
+			goto done;
+		}
+	ret = run(r, &stmt_insert_firearms, values, &res);
+	if (ret != W_OK)
+		goto done;
+	for (int i = 0; i < PQntuples(res); i++) {
+		long long o = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		if (o >= 0 && (size_t)o < g->nitems)
+			g->items[o].id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+	}
+	if ((size_t)PQntuples(res) == g->nitems)
+		goto done;
+	for (k = 0; k < g->nitems && g->items[k].id != 0; k++)
+		;
+	if (k == g->nitems)
+		k = 0;
+	msr_reply_error(r, 409, "conflict",
+	    json_pack("{s:s, s:s}", "serial", g->items[k].serial,
+	    "manufacturer", g->manufacturer),
+	    "serial %s is already registered for manufacturer %s", g->items[k].serial,
+	    g->manufacturer);
+	item_error(r, g, k);
+	ret = W_REPLIED;
+done:
+	PQclear(res);
+	arr_free(&ord);
+	arr_free(&model);
+	arr_free(&serial);
+	arr_free(&type);
+	arr_free(&caliber);
+	arr_free(&made);
+	return ret;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Insert the (sorted) codes; a code registered before is 409. */
+static int
+insert_codes(struct msr_req *r, const struct reg *g)
+{
+	struct arr code = { 0 }, scheme = { 0 }, component = { 0 }, firearm = { 0 };
+	const char *values[4];
+	const char **got = NULL;
+	PGresult *res = NULL;
+	size_t k, n, bad = SIZE_MAX, which = 0;
+	int ret;
+
+	for (k = 0; k < g->ncodes; k++) {
+		arr_add(&code, g->codes[k].code);
+		arr_add(&scheme, g->codes[k].scheme);
+		arr_add(&component, g->codes[k].component);
+		arr_add_int(&firearm, (long long)g->items[g->codes[k].item].id);
+	}
+	values[0] = arr_end(&code);
+	values[1] = arr_end(&scheme);
+	values[2] = arr_end(&component);
+	values[3] = arr_end(&firearm);
+	if (!values[0] || !values[1] || !values[2] || !values[3]) {
+		msr_reply_unavailable(r, "out of memory");
+		ret = W_REPLIED;
+		goto done;
+	}
+	ret = run(r, &stmt_insert_codes, values, &res);
+	if (ret != W_OK)
+		goto done;
+	n = (size_t)PQntuples(res);
+	if (n == g->ncodes)
+		goto done;
+	/* Some codes exist already: name the one of the earliest item. */
+	got = calloc(n + 1, sizeof(*got));
+	if (got == NULL) {
+		msr_reply_unavailable(r, "out of memory");
+		ret = W_REPLIED;
+		goto done;
+	}
+	for (k = 0; k < n; k++)
+		got[k] = PQgetvalue(res, (int)k, 0);
+	qsort(got, n, sizeof(*got), cmp_str);
+	for (k = 0; k < g->ncodes; k++) {
+		const char *key = g->codes[k].code;
+		if (bsearch(&key, got, n, sizeof(*got), cmp_str) == NULL &&
+		    g->codes[k].item < bad) {
+			bad = g->codes[k].item;
+			which = k;
+		}
+	}
+	if (bad == SIZE_MAX)
+		bad = 0;
+	msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "code", g->codes[which].code),
+	    "code %s is already registered", g->codes[which].code);
+	item_error(r, g, bad);
+	ret = W_REPLIED;
+done:
+	free(got);
+	PQclear(res);
+	arr_free(&code);
+	arr_free(&scheme);
+	arr_free(&component);
+	arr_free(&firearm);
+	return ret;
+}
+
+static int
+notify_codes(struct msr_req *r)
+{
+	PGresult *res = NULL;
+	int ret = run(r, &stmt_notify, NULL, &res);
+
+	PQclear(res);
+	return ret;
+}
+
+/* The stored firearm as JSON (*out, caller decrefs), or NULL if not the caller's. */
+static int
+fetch_firearm(struct msr_req *r, int64_t id, const char *manufacturer, json_t **out)
+{
+	char idtext[24];
+	const char *values[2] = { idtext, manufacturer };
+	PGresult *res = NULL;
+	int ret;
+
+	*out = NULL;
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	ret = run(r, &stmt_firearm_json, values, &res);
+	if (ret != W_OK || PQntuples(res) == 0)
+		goto done;
+	*out = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	if (*out == NULL) {
+		msr_reply_unavailable(r, "the database returned an unreadable firearm");
+		ret = W_REPLIED;
+	}
+done:
+	PQclear(res);
+	return ret;
+}
+
+static int
+commit(struct msr_req *r)
+{
+	if (msr_db_command(r->db, "COMMIT") != 0) {
+		msr_reply_unavailable(r, "the database is unavailable; nothing was stored");
+		return W_REPLIED;
+	}
+	return W_OK;
+}
+
+/* One attempt at writing the whole registration (inside BEGIN ... COMMIT). */
+static int
+reg_write(struct msr_req *r, struct reg *g, const struct serial_ref *order, json_t **one)
+{
+	int ret;
+
+	for (size_t k = 0; k < g->nitems; k++)
+		g->items[k].id = 0;
+	if (msr_db_command(r->db, "BEGIN") != 0) {
+		msr_reply_unavailable(r, "the database is unavailable");
+		return W_REPLIED;
+	}
+	ret = claim_codes(r, g);
+	if (ret == W_OK)
+		ret = insert_firearms(r, g, order);
+	if (ret == W_OK)
+		ret = insert_codes(r, g);
+	if (ret == W_OK)
+		ret = notify_codes(r);
+	if (ret == W_OK && one != NULL)
+		ret = fetch_firearm(r, g->items[0].id, g->manufacturer, one);
+	if (ret == W_OK)
+		ret = commit(r);
+	if (ret != W_OK)
+		msr_db_command(r->db, "ROLLBACK");
+	return ret;
+}
+
+/* Validate and store g; 0 on success (ids filled), -1 after replying. */
+static int
+reg_store(struct msr_req *r, struct reg *g, json_t **one)
+{
+	struct serial_ref *order = NULL;
+	int ret = -1, w = W_RETRY;
+
+	if (reg_check_duplicates(r, g, &order) != 0 || msr_req_db(r) == NULL)
+		goto done;
+	for (int attempt = 0; attempt < MAX_ATTEMPTS && w == W_RETRY; attempt++)
+		w = reg_write(r, g, order, one);
+	if (w == W_RETRY) {
+		msr_reply_unavailable(r, "the registration kept conflicting with concurrent "
+		    "writes; retry it");
+		goto done;
+	}
+	ret = w == W_OK ? 0 : -1;
+done:
+	free(order);
+	return ret;
+}
+
+/* ---- handlers ------------------------------------------------------------ */
+
+void
+msr_h_firearm_create(struct msr_req *r)
+{
+	struct reg g = { 0 };
+	json_t *firearm = NULL, *codes;
+
+	if (caller_manufacturer(r, &g.manufacturer) != 0)
+		goto done;
+	g.items = calloc(1, sizeof(*g.items));
+	if (g.items == NULL) {
+		msr_reply_unavailable(r, "out of memory");
+		goto done;
+	}
+	g.nitems = 1;
+	if (reg_add_item(r, &g, r->json, 0) != 0)
+		goto done;
+	msr_audit_note(r, "serial", json_string(g.items[0].serial));
+	codes = json_array();
+	for (size_t k = 0; k < g.ncodes; k++)
+		json_array_append_new(codes, json_string(g.codes[k].code));
+	msr_audit_note(r, "codes", codes);
+	if (reg_store(r, &g, &firearm) != 0)
+		goto done;
+	msr_audit_note(r, "firearm_id", json_integer(g.items[0].id));
+	msr_reply_json(r, 201, firearm);
+	firearm = NULL;
+done:
+	json_decref(firearm);
+	reg_free(&g);
+}
+
+void
+msr_h_firearm_batch(struct msr_req *r)
+{
+	static const char *const keys[] = { "firearms", NULL };
+	struct reg g = { 0 };
+	json_t *list, *ids = NULL, *item;
+	size_t max = (size_t)r->srv->cfg->limits_batch_max, i;
+
+	g.batch = 1;
+	if (caller_manufacturer(r, &g.manufacturer) != 0 ||
+	    msr_jv_known_keys(r, r->json, keys) != 0)
+		goto done;
+	list = json_object_get(r->json, "firearms");
+	if (!json_is_array(list) || json_array_size(list) == 0 ||
+	    json_array_size(list) > max) {
+		msr_reply_error(r, 400, "invalid_field",
+		    json_pack("{s:s, s:I}", "field", "firearms", "max", (json_int_t)max),
+		    "firearms must be an array of 1 to %zu firearms", max);
+		goto done;
+	}
+	g.nitems = json_array_size(list);
+	g.items = calloc(g.nitems, sizeof(*g.items));
+	if (g.items == NULL) {
+		msr_reply_unavailable(r, "out of memory");
+		goto done;
+	}
+	msr_audit_note(r, "submitted", json_integer((json_int_t)g.nitems));
+	json_array_foreach(list, i, item)
+		if (reg_add_item(r, &g, item, i) != 0)
+			goto done;
+	if (reg_store(r, &g, NULL) != 0)
+		goto done;
+	ids = json_array();
+	for (i = 0; i < g.nitems; i++)
+		json_array_append_new(ids, json_integer(g.items[i].id));
+	msr_audit_note(r, "created", json_integer((json_int_t)g.nitems));
+	msr_audit_note(r, "codes", json_integer((json_int_t)g.ncodes));
+	msr_audit_note(r, "firearm_ids", json_incref(ids));
+	msr_reply_json(r, 201, json_pack("{s:I, s:o}", "created", (json_int_t)g.nitems,
+	    "ids", ids));
+done:
+	reg_free(&g);
+}
+
+/* Parse the {id} path segment; 0, or -1 after replying. */
+static int
+path_id(struct msr_req *r, int64_t *id)
+{
+	if (msr_parse_id(r->capture[0], id) != 0) {
+		msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", "id"),
+		    "firearm id must be a positive integer");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+not_found(struct msr_req *r, int64_t id)
+{
+	msr_reply_error(r, 404, "not_found", json_pack("{s:I}", "id", (json_int_t)id),
+	    "no firearm %lld of this manufacturer", (long long)id);
+}
+
+void
+msr_h_firearm_get(struct msr_req *r)
+{
+	const char *manufacturer;
+	json_t *firearm = NULL;
+	int64_t id;
+
+	if (caller_manufacturer(r, &manufacturer) != 0 || path_id(r, &id) != 0)
+		return;
+	msr_audit_note(r, "firearm_id", json_integer(id));
+	if (msr_req_db(r) == NULL || fetch_firearm(r, id, manufacturer, &firearm) != W_OK)
+		return;
+	if (firearm == NULL) {
+		not_found(r, id);
+		return;
+	}
+	msr_audit_note(r, "codes", json_integer((json_int_t)json_array_size(
+	    json_object_get(firearm, "codes"))));
+	msr_reply_json(r, 200, firearm);
+}
+
+/* The replacement's steps inside one transaction. */
+static int
+replace_write(struct msr_req *r, struct reg *g, int64_t id, const char *replaces,
+    json_t **out)
+{
+	char idtext[24];
+	const char *values[5];
+	PGresult *res = NULL;
+	int ret;
+
+	snprintf(idtext, sizeof(idtext), "%lld", (long long)id);
+	if (msr_db_command(r->db, "BEGIN") != 0) {
+		msr_reply_unavailable(r, "the database is unavailable");
+		return W_REPLIED;
+	}
+	values[0] = idtext;
+	values[1] = g->manufacturer;
+	ret = run(r, &stmt_lock_firearm, values, &res);
+	if (ret != W_OK)
+		goto done;
+	if (PQntuples(res) == 0) {
+		not_found(r, id);
+		ret = W_REPLIED;
+		goto done;
+	}
+	PQclear(res);
+	res = NULL;
+	if (replaces != NULL) {
+		values[0] = replaces;
+		values[1] = idtext;
+		ret = run(r, &stmt_retire, values, &res);
+		if (ret != W_OK)
+			goto done;
+		if (PQntuples(res) == 0) {
+			PQclear(res);
+			res = NULL;
+			ret = run(r, &stmt_code_status, values, &res);
+			if (ret != W_OK)
+				goto done;
+			if (PQntuples(res) == 0)
+				msr_reply_error(r, 400, "invalid_field",
+				    json_pack("{s:s, s:s}", "field", "replaces", "code", replaces),
+				    "firearm %lld carries no code %s", (long long)id, replaces);
+			else
+				msr_reply_error(r, 409, "conflict",
+				    json_pack("{s:s, s:s}", "field", "replaces", "code", replaces),
+				    "code %s is already retired", replaces);
+			ret = W_REPLIED;
+			goto done;
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	ret = claim_codes(r, g);
+	if (ret != W_OK)
+		goto done;
+	values[0] = g->codes[0].code;
+	values[1] = g->codes[0].scheme;
+	values[2] = g->codes[0].component;
+	values[3] = idtext;
+	values[4] = replaces;
+	ret = run(r, &stmt_insert_code, values, &res);
+	if (ret != W_OK)
+		goto done;
+	if (PQntuples(res) == 0) {
+		msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "code", g->codes[0].code),
+		    "code %s is already registered", g->codes[0].code);
+		ret = W_REPLIED;
+		goto done;
+	}
+	ret = notify_codes(r);
+	if (ret == W_OK)
+		ret = fetch_firearm(r, id, g->manufacturer, out);
+	if (ret == W_OK)
+		ret = commit(r);
+done:
+	PQclear(res);
+	if (ret != W_OK)
+		msr_db_command(r->db, "ROLLBACK");
+	return ret;
+}
+
+void
+msr_h_firearm_add_code(struct msr_req *r)
+{
+	static const char *const keys[] = { "code", "component", "replaces", "scheme", NULL };
+	struct reg g = { 0 };
+	struct reg_code code;
+	const char *text = NULL, *old_text = NULL, *replaces = NULL;
+	char old[MSR_CODE_MAX + 1];
+	uint8_t sym[CODE_TEXT_MAX];
+	size_t n;
+	long bad_at;
+	json_t *firearm = NULL;
+	int64_t id;
+	int w = W_RETRY;
+
+	memset(&code, 0, sizeof(code));
+	code.scheme = "rs8";
+	if (caller_manufacturer(r, &g.manufacturer) != 0 || path_id(r, &id) != 0 ||
+	    msr_jv_known_keys(r, r->json, keys) != 0 ||
+	    msr_jv_string(r, r->json, "code", 1, CODE_TEXT_MAX, &text) != 0 ||
+	    msr_jv_enum(r, r->json, "component", 1, components, &code.component) != 0 ||
+	    msr_jv_enum(r, r->json, "scheme", 0, schemes, &code.scheme) != 0 ||
+	    msr_jv_string(r, r->json, "replaces", 0, CODE_TEXT_MAX, &old_text) != 0 ||
+	    code_parse(r, "code", text, code.scheme, code.code) != 0)
+		goto done;
+	if (old_text != NULL) {
+		if (msr_code_normalize(old_text, sym, MSR_CODE_MAX, &n, &bad_at) != 0 ||
+		    n < MSR_FREE_MIN) {
+			msr_reply_error(r, 400, "invalid_code",
+			    json_pack("{s:s, s:s}", "field", "replaces", "code", old_text),
+			    "replaces \"%s\" is not a code (6 to 16 Crockford base32 symbols)",
+			    old_text);
+			goto done;
+		}
+		msr_code_format(sym, n, old);
+		replaces = old;
+		if (strcmp(old, code.code) == 0) {
+			msr_reply_error(r, 400, "invalid_field",
+			    json_pack("{s:s}", "field", "replaces"),
+			    "a code cannot replace itself");
+			goto done;
+		}
+	}
+	g.codes = &code;
+	g.ncodes = 1;
+	msr_audit_note(r, "firearm_id", json_integer(id));
+	msr_audit_note(r, "code", json_string(code.code));
+	if (replaces != NULL)
+		msr_audit_note(r, "replaces", json_string(replaces));
+	if (msr_req_db(r) == NULL)
+		goto done;
+	for (int attempt = 0; attempt < MAX_ATTEMPTS && w == W_RETRY; attempt++)
+		w = replace_write(r, &g, id, replaces, &firearm);
+	if (w == W_RETRY)
+		msr_reply_unavailable(r, "the replacement kept conflicting with concurrent "
+		    "writes; retry it");
+	if (w != W_OK)
+		goto done;
+	msr_reply_json(r, 201, firearm);
+	firearm = NULL;
+done:
+	json_decref(firearm);
+}
