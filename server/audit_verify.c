@@ -810,11 +810,12 @@ print_report(const char *what, int rc, const struct msr_audit_report *rep)
 		    rep->seconds > 0 ? (double)rep->entries / rep->seconds : 0.0);
 		return;
 	}
+	/* The verdict is the command's output: stdout, like the OK line. */
 	if (rep->bad_index >= 0)
-		fprintf(stderr, "%s: FAILED at entry %" PRId64 ": %s\n", what,
-		    rep->bad_index, rep->message);
+		printf("%s: FAILED at entry %" PRId64 ": %s\n", what, rep->bad_index,
+		    rep->message);
 	else
-		fprintf(stderr, "%s: FAILED: %s\n", what, rep->message);
+		printf("%s: FAILED: %s\n", what, rep->message);
 }
 
 static int
