@@ -35,8 +35,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,10 +127,59 @@ struct cp {
 	uint8_t		root[HLEN];
 };
 
-/* Load and check every checkpoint (invariant 3, signature and body part). */
+/*
+ * Checkpoint signatures are the costliest part (an Ed25519 verification each,
+ * one checkpoint per batch): a second thread checks them while the entries
+ * stream. It reads the immutable PGresult and writes only its own fields.
+ */
+struct sigjob {
+	const struct msr_note_verifier	*v;
+	const PGresult			*res;
+	const struct cp			*cps;
+	int				 to;		/* rows [next, to) to check */
+	atomic_int			 next;		/* shared work counter */
+	atomic_int			 bad;		/* first bad row seen, or to */
+	atomic_int			 body_bad;	/* signed body disagrees with row */
+	atomic_ullong			 checked;
+};
+
+#define SIG_CHUNK 32
+
+/* Check rows in chunks until none are left; run by the helper and the caller. */
+static void *
+sigjob_main(void *arg)
+{
+	struct sigjob *j = arg;
+	int from;
+
+	while ((from = atomic_fetch_add(&j->next, SIG_CHUNK)) < j->to) {
+		int to = from + SIG_CHUNK < j->to ? from + SIG_CHUNK : j->to;
+
+		for (int r = from; r < to && r < atomic_load(&j->bad); r++) {
+			struct msr_note_checkpoint c;
+			int body = 0;
+
+			if (msr_audit_open_checkpoint(j->v, PQgetvalue(j->res, r, 2), &c) != 0 ||
+			    (body = (c.size != j->cps[r].size ||
+			    sodium_memcmp(c.root, j->cps[r].root, HLEN) != 0))) {
+				int cur = atomic_load(&j->bad);
+
+				while (r < cur && !atomic_compare_exchange_weak(&j->bad, &cur, r))
+					;
+				if (r <= atomic_load(&j->bad))
+					atomic_store(&j->body_bad, body);
+				break;
+			}
+			atomic_fetch_add(&j->checked, 1);
+		}
+	}
+	return NULL;
+}
+
+/* Load every checkpoint row (size, root) in order; *resp keeps the notes. */
 static int
-load_checkpoints(PGconn *pg, const struct msr_note_verifier *v, unsigned flags, struct cp **out,
-    size_t *n, struct msr_audit_report *rep)
+load_checkpoints(PGconn *pg, PGresult **resp, struct cp **out, size_t *n,
+    struct msr_audit_report *rep)
 {
 	PGresult *res = PQexecParams(pg, checkpoints_sql, 0, NULL, NULL, NULL, NULL, 1);
 	struct cp *cps = NULL;
@@ -147,7 +198,6 @@ load_checkpoints(PGconn *pg, const struct msr_note_verifier *v, unsigned flags, 
 	}
 	for (int r = 0; r < rows; r++) {
 		uint64_t size = get_be((const uint8_t *)PQgetvalue(res, r, 0), 8);
-		int check_sig = !(flags & MSR_AV_LAST_SIGNATURE) || r == rows - 1;
 
 		cps[r].size = size;
 		if (PQgetlength(res, r, 1) != HLEN) {
@@ -155,28 +205,11 @@ load_checkpoints(PGconn *pg, const struct msr_note_verifier *v, unsigned flags, 
 			goto done;
 		}
 		memcpy(cps[r].root, PQgetvalue(res, r, 1), HLEN);
-		if (check_sig) {
-			struct msr_note_checkpoint c;
-
-			if (msr_audit_open_checkpoint(v, PQgetvalue(res, r, 2), &c) != 0) {
-				fail(rep, size > 0 ? (int64_t)size - 1 : -1, "checkpoint at size %"
-				    PRIu64 ": signature does not verify with the log key", size);
-				goto done;
-			}
-			if (c.size != size || sodium_memcmp(c.root, cps[r].root, HLEN) != 0) {
-				fail(rep, size > 0 ? (int64_t)size - 1 : -1, "checkpoint at size %"
-				    PRIu64 ": signed body disagrees with its row", size);
-				goto done;
-			}
-			rep->checkpoints++;
-		}
-		if (r > 0 && cps[r - 1].size >= size) {
-			fail(rep, -1, "checkpoints out of order at size %" PRIu64, size);
-			goto done;
-		}
 	}
 	*out = cps;
 	*n = (size_t)rows;
+	*resp = res;
+	res = NULL;
 	cps = NULL;
 	ret = 0;
 done:
@@ -415,13 +448,16 @@ int
 msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flags,
     struct msr_audit_report *rep)
 {
+	struct sigjob job;
 	struct cp *cps = NULL;
 	size_t ncps = 0;
-	PGresult *res;
+	PGresult *res, *cpres = NULL;
+	pthread_t th;
 	double t0 = now_s();
-	int ret = -1;
+	int started = 0, ret = -1;
 
 	report_init(rep);
+	memset(&job, 0, sizeof(job));
 	res = PQexec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		rep->io_error = 1;
@@ -430,8 +466,25 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 		goto done;
 	}
 	PQclear(res);
-	if (load_checkpoints(pg, v, flags, &cps, &ncps, rep) != 0)
+	if (load_checkpoints(pg, &cpres, &cps, &ncps, rep) != 0)
 		goto rollback;
+	for (size_t i = 1; i < ncps; i++)
+		if (cps[i - 1].size >= cps[i].size) {
+			fail(rep, -1, "checkpoints out of order at size %" PRIu64, cps[i].size);
+			goto rollback;
+		}
+	job.v = v;
+	job.res = cpres;
+	job.cps = cps;
+	job.to = (int)ncps;
+	atomic_init(&job.bad, (int)ncps);
+	atomic_init(&job.body_bad, 0);
+	atomic_init(&job.checked, 0);
+	atomic_init(&job.next, (flags & MSR_AV_LAST_SIGNATURE) && ncps > 0 ? (int)ncps - 1 : 0);
+	if (pthread_create(&th, NULL, sigjob_main, &job) == 0)
+		started = 1;
+	else
+		sigjob_main(&job);
 	res = PQexecParams(pg, head_sql, 0, NULL, NULL, NULL, NULL, 1);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rep->io_error = 1;
@@ -448,17 +501,38 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 		goto rollback;
 	}
 	PQclear(res);
-	if (stream_entries(pg, cps, ncps, rep) != 0)
-		goto rollback;
-	if (ncps > 0 && check_stored_root(pg, &cps[ncps - 1], rep) != 0)
+	if (stream_entries(pg, cps, ncps, rep) == 0 && ncps > 0)
+		check_stored_root(pg, &cps[ncps - 1], rep);
+	sigjob_main(&job);	/* help with what is left */
+	if (started)
+		pthread_join(th, NULL);
+	started = 0;
+	rep->checkpoints = atomic_load(&job.checked);
+	if (atomic_load(&job.bad) < (int)ncps) {
+		uint64_t size = cps[atomic_load(&job.bad)].size;
+		int64_t at = size > 0 ? (int64_t)size - 1 : 0;
+
+		/* Report whichever problem comes first in the log. */
+		if (rep->message[0] == '\0' || rep->bad_index < 0 || rep->bad_index > at) {
+			rep->message[0] = '\0';
+			fail(rep, at, "checkpoint at size %" PRIu64 ": %s", size,
+			    atomic_load(&job.body_bad) ?
+			    "signed body disagrees with its row" :
+			    "signature does not verify with the log key");
+		}
+	}
+	if (rep->message[0] != '\0')
 		goto rollback;
 	if (ncps > 0)
 		rep->tree_size = cps[ncps - 1].size;
 	ret = 0;
 rollback:
+	if (started)
+		pthread_join(th, NULL);
 	res = PQexec(pg, "ROLLBACK");
 	PQclear(res);
 done:
+	PQclear(cpres);
 	free(cps);
 	rep->seconds = now_s() - t0;
 	return ret;
