@@ -231,10 +231,12 @@ ent_load(const uint8_t *p, uint32_t mask)
 static void
 ent_store(uint8_t *p, uint32_t v, unsigned w)
 {
-	unsigned i;
-
-	for (i = 0; i < w; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	if (w > 2)
+		p[2] = (uint8_t)(v >> 16);
+	if (w > 3)
+		p[3] = (uint8_t)(v >> 24);
 }
 
 static void
@@ -308,6 +310,7 @@ run_contains(const struct run *r, uint64_t key)
 struct source {
 	const uint64_t *arr;
 	size_t narr;
+	int filter;                   /* take only rs8 codewords from arr */
 	struct run *const *runs;
 	size_t nruns;
 };
@@ -333,6 +336,13 @@ cursor_read(struct cursor *c, uint64_t *buf, size_t cap)
 	const struct source *s = c->src;
 	size_t n = 0;
 
+	if (!s->filter) {
+		size_t take = s->narr - c->ai < cap ? s->narr - c->ai : cap;
+
+		memcpy(buf, s->arr + c->ai, take * sizeof(*buf));
+		c->ai += take;
+		n = take;
+	}
 	while (n < cap && c->ai < s->narr) {
 		uint64_t k = s->arr[c->ai++];
 
@@ -403,15 +413,60 @@ sort_u32(uint32_t *a, size_t n)
 }
 
 /*
- * Build table t of r from src (r->n keys, geometry set). Two passes: count per
- * bucket, scatter suffixes, then sort each bucket. Returns 0 or -1 (ENOMEM).
+ * Sort one directory bucket's suffixes (uniformly distributed over `bits` bits):
+ * a counting sort on the top lg bits, lg ~ log2(n), leaves about one value per
+ * bin, and an insertion pass finishes. Large buckets (tiny runs) use sort_u32.
+ * tmp and cnt hold at least n and (1 << SORT_LG_MAX) + 1 entries.
+ */
+#define SORT_LG_MAX 12
+
+static void
+bucket_sort(uint32_t *a, size_t n, unsigned bits, uint32_t *tmp, uint32_t *cnt)
+{
+	unsigned lg = 1, shift;
+	size_t i, bins;
+
+	if (n <= 16 || n > ((size_t)1 << SORT_LG_MAX)) {
+		sort_u32(a, n);
+		return;
+	}
+	while (((size_t)1 << lg) < n)
+		lg++;
+	if (lg > bits)
+		lg = bits;
+	shift = bits - lg;
+	bins = (size_t)1 << lg;
+	memset(cnt, 0, (bins + 1) * sizeof(*cnt));
+	for (i = 0; i < n; i++)
+		cnt[(a[i] >> shift) + 1]++;
+	for (i = 0; i < bins; i++)
+		cnt[i + 1] += cnt[i];
+	for (i = 0; i < n; i++)
+		tmp[cnt[a[i] >> shift]++] = a[i];
+	for (i = 0; i < n; i++) {
+		uint32_t v = tmp[i];
+		size_t j = i;
+
+		while (j > 0 && a[j - 1] > v) {
+			a[j] = a[j - 1];
+			j--;
+		}
+		a[j] = v;
+	}
+}
+
+/*
+ * Build table t of r from src (at most r->n keys, geometry set). Two passes:
+ * count per bucket, scatter suffixes; then one sweep sorts each bucket and
+ * compacts it, dropping duplicates (which are adjacent). Stores the number of
+ * distinct codes in *count. Returns 0 or -1 (ENOMEM).
  */
 static int
-table_build(struct run *r, unsigned t, const struct source *src)
+table_build(struct run *r, unsigned t, const struct source *src, size_t *count)
 {
 	struct table *tb = &r->tab[t];
-	size_t nb = (size_t)1 << r->dbits, b, maxb = 0, got, i;
-	uint32_t *fill = NULL, *tmp = NULL;
+	size_t nb = (size_t)1 << r->dbits, b, maxb = 0, got, i, out = 0;
+	uint32_t *fill = NULL, *tmp = NULL, *cnt = NULL;
 	uint64_t *buf = NULL;
 	struct cursor cur;
 	int ret = -1;
@@ -445,59 +500,43 @@ table_build(struct run *r, unsigned t, const struct source *src)
 		}
 	}
 
-	tmp = malloc((maxb + 1) * sizeof(*tmp));
-	if (tmp == NULL)
+	tmp = malloc(2 * (maxb + 1) * sizeof(*tmp));
+	cnt = malloc((((size_t)1 << SORT_LG_MAX) + 1) * sizeof(*cnt));
+	if (tmp == NULL || cnt == NULL)
 		goto done;
 	for (b = 0; b < nb; b++) {
 		size_t lo = tb->dir[b], n = tb->dir[b + 1] - lo;
 
-		if (n < 2)
-			continue;
+		/* out <= lo: the bucket is read whole before it is rewritten. */
 		for (i = 0; i < n; i++)
 			tmp[i] = ent_load(tb->ent + (lo + i) * r->w, r->smask);
-		sort_u32(tmp, n);
-		for (i = 0; i < n; i++)
-			ent_store(tb->ent + (lo + i) * r->w, tmp[i], r->w);
-	}
-	ret = 0;
-done:
-	free(fill);
-	free(tmp);
-	free(buf);
-	return ret;
-}
-
-/* Drop duplicate codes from table 0 (only it is built when this runs). */
-static void
-table0_dedupe(struct run *r)
-{
-	struct table *tb = &r->tab[0];
-	size_t nb = (size_t)1 << r->dbits, b, e, out = 0;
-
-	for (b = 0; b < nb; b++) {
-		size_t lo = tb->dir[b], hi = tb->dir[b + 1];
-		uint32_t prev = 0;
-
+		if (n > 1)
+			bucket_sort(tmp, n, r->sbits, tmp + maxb + 1, cnt);
 		tb->dir[b] = (uint32_t)out;
-		for (e = lo; e < hi; e++) {
-			uint32_t v = ent_load(tb->ent + e * r->w, r->smask);
-
-			if (e > lo && v == prev)
+		for (i = 0; i < n; i++) {
+			if (i > 0 && tmp[i] == tmp[i - 1])
 				continue;
-			ent_store(tb->ent + out * r->w, v, r->w);
+			ent_store(tb->ent + out * r->w, tmp[i], r->w);
 			out++;
-			prev = v;
 		}
 	}
 	tb->dir[nb] = (uint32_t)out;
 	memset(tb->ent + out * r->w, 0, ENT_PAD);
-	r->n = out;
+	*count = out;
+	ret = 0;
+done:
+	free(fill);
+	free(tmp);
+	free(cnt);
+	free(buf);
+	return ret;
 }
 
 struct build_job {
 	struct run *r;
 	const struct source *src;
 	unsigned first, step;
+	size_t count[NTAB];           /* codes per table after deduplication */
 	int ret;
 };
 
@@ -508,62 +547,67 @@ build_worker(void *arg)
 	unsigned t;
 
 	j->ret = 0;
-	for (t = j->first; t < NTAB; t += j->step)
-		if (table_build(j->r, t, j->src) != 0)
+	for (t = j->first; t < NTAB; t += j->step) {
+		if (table_build(j->r, t, j->src, &j->count[t]) != 0) {
 			j->ret = -1;
+			break;
+		}
+	}
 	return NULL;
 }
 
 /*
- * Build a run from src (upper bound n_max keys). Table 0 first, deduplicated,
- * then tables 1.. from table 0 on `threads` threads. Returns NULL on ENOMEM.
+ * Build a run from src (which yields n_max keys when it has no array to filter).
+ * An array is filtered once up front (copied only if it holds non-codewords);
+ * then the NTAB tables are built independently on `threads` threads, each
+ * deduplicated on its own (duplicates are adjacent in every table, so all tables
+ * end with the same count). Returns NULL on ENOMEM.
  */
 static struct run *
-run_build(const struct source *src, size_t n_max, unsigned threads)
+run_build(const struct source *src_in, size_t n_max, unsigned threads)
 {
 	struct build_job jobs[NTAB];
 	pthread_t tid[NTAB];
 	int started[NTAB];
-	struct run *r, *self[1];
-	struct source from0;
-	struct cursor cur;
-	uint64_t *buf = NULL;
-	size_t n = 0, got;
-	unsigned i;
+	struct source src = *src_in;
+	struct run *r = NULL;
+	uint64_t *copy = NULL;
+	size_t n = 0, i, k;
+	unsigned t;
 	int ok = 1;
 
-	r = calloc(1, sizeof(*r));
-	buf = malloc(CHUNK * sizeof(*buf));
-	if (r == NULL || buf == NULL)
-		goto fail;
-	/* Exact count of keys the source yields (array entries may be filtered). */
-	if (src->narr > 0) {
-		cursor_init(&cur, src);
-		while ((got = cursor_read(&cur, buf, CHUNK)) > 0)
-			n += got;
-	} else {
-		n = n_max;
+	if (src.narr > 0 && src.filter) {
+		for (i = 0; i < src.narr; i++)
+			n += key_is_rs8(src.arr[i]);
+		if (n < src.narr) {
+			copy = malloc((n + 1) * sizeof(*copy));
+			if (copy == NULL)
+				goto fail;
+			for (i = 0, k = 0; i < src.narr; i++)
+				if (key_is_rs8(src.arr[i]))
+					copy[k++] = src.arr[i];
+			src.arr = copy;
+			src.narr = k;
+		}
+		src.filter = 0;
+		n_max = src.narr;
+		for (i = 0; i < src.nruns; i++)
+			n_max += src.runs[i]->n;
 	}
-	run_geometry(r, n);
-	if (table_build(r, 0, src) != 0)
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
 		goto fail;
-	table0_dedupe(r);
-
-	self[0] = r;
-	from0.arr = NULL;
-	from0.narr = 0;
-	from0.runs = self;
-	from0.nruns = 1;
+	run_geometry(r, n_max);
 	if (threads < 1)
 		threads = 1;
-	if (threads > NTAB - 1)
-		threads = NTAB - 1;
+	if (threads > NTAB)
+		threads = NTAB;
 	for (i = 0; i < threads; i++) {
+		memset(&jobs[i], 0, sizeof(jobs[i]));
 		jobs[i].r = r;
-		jobs[i].src = &from0;
-		jobs[i].first = 1 + i;
+		jobs[i].src = &src;
+		jobs[i].first = (unsigned)i;
 		jobs[i].step = threads;
-		jobs[i].ret = 0;
 		started[i] = i > 0 &&
 		    pthread_create(&tid[i], NULL, build_worker, &jobs[i]) == 0;
 	}
@@ -579,10 +623,14 @@ run_build(const struct source *src, size_t n_max, unsigned threads)
 	}
 	if (!ok)
 		goto fail;
-	free(buf);
+	r->n = jobs[0].count[0];
+	for (t = 0; t < NTAB; t++)
+		if (jobs[t % threads].count[t] != r->n)
+			goto fail;      /* cannot happen: same codes in every table */
+	free(copy);
 	return r;
 fail:
-	free(buf);
+	free(copy);
 	run_free(r);
 	return NULL;
 }
@@ -1419,6 +1467,7 @@ msr_index_build(const uint64_t *rs8, size_t n_rs8, const struct msr_code *codes,
 		memset(&src, 0, sizeof(src));
 		src.arr = rs8;
 		src.narr = n_rs8;
+		src.filter = 1;
 		r = run_build(&src, n_rs8, idx->cfg.build_threads);
 		if (r == NULL)
 			goto fail;
@@ -1485,7 +1534,7 @@ merge_delta(struct msr_index *idx)
 	}
 	memset(&src, 0, sizeof(src));
 	src.arr = idx->delta;
-	src.narr = idx->ndelta;
+	src.narr = idx->ndelta;     /* only codewords enter the delta */
 	src.runs = idx->runs + keep;
 	src.nruns = idx->nruns - keep;
 	r = run_build(&src, size, idx->cfg.build_threads);
