@@ -754,7 +754,7 @@ run_batch(struct msr_audit *a)
 	}
 	if (!a->have_frontier || size != a->fr.size) {
 		if (a->have_frontier)
-			log_info("audit: tree grew from %" PRIu64 " to %" PRIu64
+			log_debug("audit: tree grew from %" PRIu64 " to %" PRIu64
 			    " elsewhere; reloading the frontier", a->fr.size, size);
 		if (load_frontier(a, c, size, root) != 0)
 			goto fail;
