@@ -6,7 +6,10 @@
  * both modes; tampering by a superuser is named by index and makes a restarted
  * msregd refuse to sequence; and kill -9 mid-traffic loses no answered entry.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -48,7 +52,10 @@ setup(void)
 static void
 setup_tamper(void)
 {
-	setup_common("audit_tamper");
+	ck_assert_int_ge(sodium_init(), 0);
+	msr_it_setup(&it, "audit_tamper", "[audit]\nverify_on_start = full\nwait_ms = 1000\n");
+	ck_assert_int_eq(msr_note_verifier_parse(&vkey, it.vkey, strlen(it.vkey)), 0);
+	msr_it_client(&it, "auditor", "aud", NULL, auditor, sizeof(auditor));
 }
 
 static void
@@ -529,6 +536,153 @@ START_TEST(kill9_loses_no_answered_entry)
 }
 END_TEST
 
+
+/* ---- two msregd instances, one database ---- */
+
+static int
+free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+/* A second instance: same database and key, another port and config file. */
+static void
+second_instance(struct msr_it *it2)
+{
+	char line[1024];
+	FILE *in, *out;
+
+	*it2 = it;
+	it2->pid = 0;
+	it2->port = free_port();
+	snprintf(it2->config, sizeof(it2->config), "%s/msreg2.ini", it.dir);
+	in = fopen(it.config, "r");
+	out = fopen(it2->config, "w");
+	ck_assert_ptr_nonnull(in);
+	ck_assert_ptr_nonnull(out);
+	while (fgets(line, sizeof(line), in) != NULL) {
+		if (strncmp(line, "port = ", 7) == 0)
+			fprintf(out, "port = %d\n", it2->port);
+		else
+			fputs(line, out);
+	}
+	fclose(in);
+	fclose(out);
+	ck_assert_int_eq(msr_it_start(it2), 0);
+}
+
+struct duo {
+	struct msr_it	*inst;
+	int		 id;
+	long		 idx[200];
+	int		 n;
+};
+
+static void *
+duo_main(void *arg)
+{
+	struct duo *d = arg;
+
+	for (int i = 0; i < 200; i++) {
+		struct msr_it_resp r;
+		char body[96];
+
+		snprintf(body, sizeof(body), "{\"id\":\"duo%d-%d\",\"name\":\"Duo\"}", d->id, i);
+		if (msr_it_request(d->inst, "POST", "/v1/manufacturers", it.admin_key, NULL, body,
+		    &r) == 0 && r.status == 201)
+			d->idx[d->n++] = r.audit_index;
+		msr_it_resp_free(&r);
+	}
+	return NULL;
+}
+
+START_TEST(two_instances_share_one_log)
+{
+	static struct msr_it it2;
+	static struct duo d[4];
+	pthread_t t[4];
+	static char seen[1 << 16];
+	struct msr_note_checkpoint cp;
+	char *out = NULL;
+
+	second_instance(&it2);
+	for (int i = 0; i < 4; i++) {
+		d[i].inst = i % 2 ? &it2 : &it;
+		d[i].id = i;
+		d[i].n = 0;
+		pthread_create(&t[i], NULL, duo_main, &d[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	msr_it_stop(&it2, SIGTERM);
+	checkpoint(&cp, NULL);
+	memset(seen, 0, sizeof(seen));
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(d[i].n, 200);
+		for (int k = 0; k < d[i].n; k++) {
+			ck_assert_int_ge(d[i].idx[k], 0);
+			ck_assert_uint_gt(cp.size, (uint64_t)d[i].idx[k]);
+			ck_assert_int_lt(d[i].idx[k], (long)sizeof(seen));
+			ck_assert_msg(!seen[d[i].idx[k]], "index %ld handed out twice", d[i].idx[k]);
+			seen[d[i].idx[k]] = 1;
+		}
+	}
+	ck_assert_msg(verify_db_cli(&out) == 0, "verify: %s", out);
+	free(out);
+}
+END_TEST
+
+/* ---- the sequencer lock held elsewhere: requests time out with 503 ---- */
+
+START_TEST(lock_held_elsewhere_times_out)
+{
+	PGconn *pg = PQconnectdb(it.url_super);
+	struct msr_it_resp r;
+	PGresult *res;
+	char *out = NULL;
+	time_t t0;
+
+	ck_assert_int_eq(PQstatus(pg), CONNECTION_OK);
+	ck_assert_int_eq(msr_it_status(&it, "POST", "/v1/manufacturers", it.admin_key,
+	    "{\"id\":\"lock0\",\"name\":\"Lock\"}"), 201);
+	res = PQexec(pg, "BEGIN; SELECT pg_advisory_xact_lock(7239017265103447401)");
+	ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	t0 = time(NULL);
+	ck_assert_int_eq(msr_it_request(&it, "POST", "/v1/manufacturers", it.admin_key, NULL,
+	    "{\"id\":\"lock1\",\"name\":\"Lock\"}", &r), 0);
+	ck_assert_int_eq(r.status, 503);
+	ck_assert_int_eq(r.audit_index, -1);
+	ck_assert_int_le(time(NULL) - t0, 5);
+	msr_it_resp_free(&r);
+	res = PQexec(pg, "COMMIT");
+	PQclear(res);
+	PQfinish(pg);
+	for (int i = 0; i < 50; i++) {
+		long st = msr_it_status(&it, "POST", "/v1/manufacturers", it.admin_key,
+		    i == 0 ? "{\"id\":\"lock2\",\"name\":\"Lock\"}" :
+		    "{\"id\":\"lock3\",\"name\":\"Lock\"}");
+		if (st == 201)
+			break;
+		nanosleep(&(struct timespec){ 0, 100 * 1000000L }, NULL);
+	}
+	ck_assert_int_eq(msr_it_status(&it, "GET", "/readyz", NULL, NULL), 200);
+	ck_assert_msg(verify_db_cli(&out) == 0, "verify: %s", out);
+	free(out);
+}
+END_TEST
+
 /* ---- tampering ---- */
 
 static void
@@ -628,9 +782,11 @@ main(void)
 	tcase_add_test(tc, proofs_match_local_recomputation);
 	tcase_add_test(tc, roles_and_errors);
 	tcase_add_test(tc, kill9_loses_no_answered_entry);
+	tcase_add_test(tc, two_instances_share_one_log);
 	suite_add_tcase(s, tc);
 	tcase_add_unchecked_fixture(tt, setup_tamper, teardown);
 	tcase_set_timeout(tt, 300);
+	tcase_add_test(tt, lock_held_elsewhere_times_out);
 	tcase_add_test(tt, tampering_is_named_and_refused);
 	suite_add_tcase(s, tt);
 	sr = srunner_create(s);
