@@ -1245,7 +1245,8 @@ msr_index_search(struct msr_index *idx, const struct msr_query *q,
 		search_rs8(idx, c);
 	}
 	scan_free(&col, q, &idx->fl[q->len]);
-	qsort(col.heap, col.n, sizeof(col.heap[0]), hit_qsort_cmp);
+	if (col.n > 1)
+		qsort(col.heap, col.n, sizeof(col.heap[0]), hit_qsort_cmp);
 	res->total = col.total;
 	res->nhits = col.n;
 	ret = 0;
@@ -1582,7 +1583,8 @@ add_rs8_locked(struct msr_index *idx, uint64_t key)
 
 		if (d == NULL)
 			goto done;
-		memcpy(d, idx->delta, idx->ndelta * sizeof(*d));
+		if (idx->ndelta > 0)
+			memcpy(d, idx->delta, idx->ndelta * sizeof(*d));
 		pthread_rwlock_wrlock(&idx->rw);
 		free(idx->delta);
 		idx->delta = d;
