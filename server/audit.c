@@ -255,6 +255,7 @@ struct msr_audit {
 
 	/* sequencer-only state */
 	struct msr_db_pool	*pool;		/* one connection, private */
+	PGconn			*prepared_on;	/* pipeline statements prepared here */
 	int			 checked;	/* start-up check passed */
 	int			 have_frontier;
 	struct msr_merkle_frontier fr;
@@ -711,6 +712,115 @@ add_filler(struct msr_audit *a, uint64_t size)
 }
 
 /*
+ * Pipelined statements. A batch is two round trips: {BEGIN, lock, head} and
+ * {INSERT, COMMIT}, each sent as one libpq pipeline. The statements are
+ * prepared once per connection under their own names (db.c's registry is for
+ * msr_db_exec); any trouble marks the connection broken so that it is
+ * re-established, which also forgets what was prepared.
+ */
+static const char *const seq_name[3] = {
+	"audit_seq_lock", "audit_seq_head", "audit_seq_insert" };
+
+static int
+seq_prepare(struct msr_audit *a, struct msr_db_conn *c)
+{
+	const struct msr_db_stmt *st[3] = { &s_lock, &s_head, &s_insert };
+	int ret = 0;
+
+	if (a->prepared_on == c->pg)
+		return 0;
+	for (int i = 0; i < 3 && ret == 0; i++) {
+		PGresult *res = PQprepare(c->pg, seq_name[i], st[i]->sql, st[i]->nparams, NULL);
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			log_error("audit: prepare %s failed: %s", seq_name[i],
+			    PQresultErrorMessage(res));
+			c->broken = 1;
+			ret = -1;
+		}
+		PQclear(res);
+	}
+	a->prepared_on = ret == 0 ? c->pg : NULL;
+	return ret;
+}
+
+/*
+ * Read the results of n pipelined queries and the sync point, then leave
+ * pipeline mode. keep[i] (if keep != NULL) receives query i's result, else it
+ * is cleared; *failed_at gets the first query that returned an error (-1 if
+ * none did). Returns 0 when every query succeeded; otherwise -1, and the
+ * connection is marked broken if the pipeline could not be drained.
+ */
+static int
+pipeline_finish(struct msr_audit *a, struct msr_db_conn *c, int n, PGresult **keep,
+    int *failed_at)
+{
+	int ok = 1, drained = 1;
+
+	if (failed_at != NULL)
+		*failed_at = -1;
+
+	for (int i = 0; i < n; i++) {
+		PGresult *res = PQgetResult(c->pg), *end;
+		ExecStatusType st;
+
+		if (res == NULL) {
+			drained = 0;
+			break;
+		}
+		st = PQresultStatus(res);
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (ok && st != PGRES_PIPELINE_ABORTED) {
+				log_error("audit: batch statement failed: %s",
+				    PQresultErrorMessage(res));
+				if (failed_at != NULL)
+					*failed_at = i;
+			}
+			ok = 0;
+		}
+		if (keep != NULL && st == PGRES_TUPLES_OK)
+			keep[i] = res;
+		else
+			PQclear(res);
+		end = PQgetResult(c->pg);	/* NULL ends each query's results */
+		if (end != NULL) {
+			PQclear(end);
+			drained = 0;
+			break;
+		}
+	}
+	if (drained) {
+		PGresult *sync = PQgetResult(c->pg);
+
+		drained = sync != NULL && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+		PQclear(sync);
+	}
+	if (!drained || PQexitPipelineMode(c->pg) != 1) {
+		c->broken = 1;
+		a->prepared_on = NULL;
+		ok = 0;
+	}
+	return ok ? 0 : -1;
+}
+
+/* Parse the head query's binary result: 0 and size/root (have_row 0 if empty). */
+static int
+parse_head(const PGresult *res, uint64_t *size, uint8_t root[HLEN], int *have_row)
+{
+	*have_row = PQntuples(res) > 0;
+	if (!*have_row) {
+		*size = 0;
+		msr_merkle_empty_root(root);
+		return 0;
+	}
+	if (PQgetlength(res, 0, 0) != 8 || PQgetlength(res, 0, 1) != HLEN)
+		return -1;
+	*size = get_be((const uint8_t *)PQgetvalue(res, 0, 0), 8);
+	memcpy(root, PQgetvalue(res, 0, 1), HLEN);
+	return 0;
+}
+
+/*
  * Sequence the entries in the batch buffers. 0 on commit; on failure the
  * caller fails the waiters and forgets the frontier.
  */
@@ -719,7 +829,6 @@ run_batch(struct msr_audit *a)
 {
 	struct msr_db_conn *c = NULL;
 	struct msr_merkle_frontier fr;
-	PGresult *res = NULL;
 	uint64_t size;
 	uint8_t root[HLEN];
 	struct msr_note_checkpoint cp;
@@ -730,7 +839,7 @@ run_batch(struct msr_audit *a)
 	int lens[10], fmts[10];
 	const char *lockv[1] = { AUDIT_LOCK_KEY };
 	size_t i;
-	int committing = 0, have_row = 1, ret = -1;
+	int committing = 0, have_row = 1, failed_at, ret = -1;
 
 	/* Leaf hashes do not depend on the position: outside the lock. */
 	for (i = 0; i < a->nentries; i++)
@@ -739,15 +848,28 @@ run_batch(struct msr_audit *a)
 	c = msr_db_acquire(a->pool);
 	if (c == NULL)
 		goto done;
-	if (msr_db_command(c, "BEGIN") != 0)
+	if (seq_prepare(a, c) != 0 || PQenterPipelineMode(c->pg) != 1)
 		goto fail;
-	res = msr_db_exec(c, &s_lock, lockv);
-	if (!msr_db_ok(res))
+	/* Round trip 1: BEGIN, the sequencer lock, then (new snapshot) the head. */
+	if (PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	    PQsendQueryPrepared(c->pg, seq_name[0], 1, lockv, NULL, NULL, 0) != 1 ||
+	    PQsendQueryPrepared(c->pg, seq_name[1], 0, NULL, NULL, NULL, 1) != 1 ||
+	    PQpipelineSync(c->pg) != 1) {
+		c->broken = 1;		/* closed on release: never half a pipeline */
+		a->prepared_on = NULL;
 		goto fail;
-	PQclear(res);
-	res = NULL;
-	if (read_head2(c, &size, root, &have_row) != 0)
-		goto fail;
+	}
+	{
+		PGresult *keep[3] = { NULL, NULL, NULL };
+		int rc = pipeline_finish(a, c, 3, keep, NULL);
+
+		if (rc == 0 && keep[2] != NULL)
+			rc = parse_head(keep[2], &size, root, &have_row);
+		PQclear(keep[1]);
+		PQclear(keep[2]);
+		if (rc != 0 || keep[2] == NULL)
+			goto fail;
+	}
 	if (a->nentries == 0 && have_row) {
 		ret = 0;	/* the empty tree was signed elsewhere meanwhile */
 		goto done;
@@ -830,17 +952,24 @@ run_batch(struct msr_audit *a)
 	vals[9] = note;
 	lens[6] = lens[8] = lens[9] = 0;
 	fmts[6] = fmts[8] = fmts[9] = 0;
-	res = msr_db_exec_params(c, &s_insert, vals, lens, fmts, 0);
-	if (!msr_db_ok(res)) {
-		log_error("audit: storing a batch of %zu entries failed: %s", a->nentries,
-		    res ? PQresultErrorMessage(res) : "no connection");
+	/* Round trip 2: the whole batch in one statement, then COMMIT. */
+	if (PQenterPipelineMode(c->pg) != 1)
+		goto fail;
+	committing = 1;
+	if (PQsendQueryPrepared(c->pg, seq_name[2], 10, vals, lens, fmts, 0) != 1 ||
+	    PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	    PQpipelineSync(c->pg) != 1) {
+		c->broken = 1;
+		a->prepared_on = NULL;
 		goto fail;
 	}
-	PQclear(res);
-	res = NULL;
-	committing = 1;
-	if (msr_db_command(c, "COMMIT") != 0)
+	if (pipeline_finish(a, c, 2, NULL, &failed_at) != 0) {
+		/* The INSERT itself failed: nothing was stored, the note is void. */
+		if (failed_at == 0)
+			committing = 0;
+		log_error("audit: storing a batch of %zu entries failed", a->nentries);
 		goto fail;
+	}
 	a->fr = fr;
 	ret = 0;
 	goto done;
@@ -856,7 +985,6 @@ fail:
 		atomic_store(&a->refused, 1);
 	}
 done:
-	PQclear(res);
 	free(note);
 	msr_db_release(c);
 	return ret;
