@@ -25,7 +25,9 @@
  *     append the leaves to a copy of the frontier, collecting completed nodes;
  *     sign the checkpoint; one INSERT statement (unnest of binary arrays) for
  *       entries, nodes, tree state and checkpoint; COMMIT.
- *   Only then are the waiters woken with their indexes.
+ *   That is two libpq pipelines, so two round trips plus the commit's fsync per
+ *   batch however large it is. Only then are the waiters woken with their
+ *   indexes.
  *
  * Invariants
  *   1. Zero merge delay: an index is handed out only after the transaction that
