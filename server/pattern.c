@@ -408,23 +408,41 @@ gear_near(unsigned s)
 	return m;
 }
 
+/* The few distinct score values, so compiling a query takes no log() per entry. */
+struct score_values {
+	int32_t match[MSR_SYMBOLS + 1];   /* by |S| */
+	int32_t near[MSR_SYMBOLS + 1];    /* by |near(s)| */
+	int32_t far;
+};
+
+static void
+score_values_init(struct score_values *v)
+{
+	unsigned i;
+
+	v->match[0] = v->near[0] = 0;
+	for (i = 1; i <= MSR_SYMBOLS; i++) {
+		v->match[i] = milli_ln(P_MATCH / i);
+		v->near[i] = milli_ln(P_NEAR / i);
+	}
+	v->far = milli_ln(P_FAR / 31.0);
+}
+
 /* Log-likelihood of reading set `set` (of a reading of `kind`) given symbol s. */
 static int32_t
-score_entry(const struct msr_confusion *conf, enum msr_reading_kind kind,
-    uint32_t set, unsigned s)
+score_entry(const struct score_values *v, const struct msr_confusion *conf,
+    enum msr_reading_kind kind, uint32_t set, unsigned s)
 {
 	uint32_t near;
-	int nnear;
 
 	if (set == MSR_SET_ALL)
 		return 0;
 	if (set & (UINT32_C(1) << s))
-		return milli_ln(P_MATCH / popcount32(set));
+		return v->match[popcount32(set)];
 	near = kind == MSR_READING_GEAR ? gear_near(s) : conf->near[s];
-	nnear = popcount32(near);
 	if (set & near)
-		return milli_ln(P_NEAR / nnear);
-	return milli_ln(P_FAR / 31.0);
+		return v->near[popcount32(near)];
+	return v->far;
 }
 
 int
@@ -432,6 +450,7 @@ msr_query_finish(struct msr_query *q, unsigned max_mismatches,
     const struct msr_confusion *conf, struct msr_pattern_error *err)
 {
 	struct msr_confusion def;
+	struct score_values sv;
 	unsigned p, s, r;
 	int ret = -1;
 
@@ -449,6 +468,7 @@ msr_query_finish(struct msr_query *q, unsigned max_mismatches,
 		msr_confusion_default(&def);
 		conf = &def;
 	}
+	score_values_init(&sv);
 	memset(q->cost, 0, sizeof(q->cost));
 	memset(q->score, 0, sizeof(q->score));
 	for (p = 0; p < q->len; p++) {
@@ -461,7 +481,7 @@ msr_query_finish(struct msr_query *q, unsigned max_mismatches,
 
 				if (!(rd->set[p] & (UINT32_C(1) << s)))
 					c++;
-				sc += score_entry(conf, rd->kind, rd->set[p], s);
+				sc += score_entry(&sv, conf, rd->kind, rd->set[p], s);
 			}
 			q->cost[p][s] = (uint8_t)c;
 			q->score[p][s] = sc;

@@ -18,7 +18,7 @@
  * see msr_query_finish), then by code ascending.
  *
  * Nothing here allocates: every struct is plain data owned by the caller, and a
- * struct msr_query can live on the stack (it is about 3 KiB).
+ * struct msr_query can live on the stack (it is about 4 KiB).
  */
 #ifndef MSREG_PATTERN_H
 #define MSREG_PATTERN_H

@@ -67,7 +67,8 @@ struct msr_index_stats {
  * codes (codes, n_codes; any length 6..16). Values that are not rs8 codewords are
  * indexed as free codes of length 8; duplicates are indexed once. Either array may
  * be NULL when its count is 0; cfg may be NULL. Returns NULL on invalid input
- * (a code outside 6..16 symbols or with a symbol > 31) or out of memory.
+ * (a packed value above 40 bits, a code outside 6..16 symbols or with a symbol
+ * > 31) or out of memory.
  */
 struct msr_index *msr_index_build(const uint64_t *rs8, size_t n_rs8,
     const struct msr_code *codes, size_t n_codes,
@@ -86,8 +87,9 @@ int msr_index_add_rs8(struct msr_index *idx, uint64_t packed);
 
 /*
  * Search for q (finished with msr_query_finish). Writes the best min(total,
- * limit) hits to hits[] in ranking order and fills *res. Thread-safe. Returns 0,
- * or -1 if q is not finished.
+ * limit) hits to hits[] in ranking order and fills *res. hits may be NULL when
+ * limit is 0 (count only). Thread-safe. Returns 0, or -1 if q is not finished
+ * or memory ran out (*res is then zero).
  */
 int msr_index_search(struct msr_index *idx, const struct msr_query *q,
     struct msr_hit *hits, size_t limit, struct msr_search_result *res);
