@@ -7,35 +7,38 @@
  * rs8 check symbols, duplicate codes and serials within the request — and then
  * written by a fixed number of set-based statements in one transaction,
  * whatever the number of firearms (arrays passed as parameters and unnested):
- *   1. claim:  every 8-symbol code goes into code_allocations for the caller
- *              (ON CONFLICT DO NOTHING: an allocated code stays as it is);
- *   2. owner:  any of those codes held by another manufacturer → 409;
- *   3. insert the firearms (ON CONFLICT (manufacturer_id, serial) DO NOTHING),
- *              returning (request index, id);
- *   4. insert the codes (ON CONFLICT (code) DO NOTHING), returning the codes;
- *   5. pg_notify('msreg_codes') so every search index follows; COMMIT.
+ *   1. owners: the 8-symbol codes' entries in code_allocations; another
+ *              manufacturer's → 409; unallocated ones are claimed for the
+ *              caller (ON CONFLICT DO NOTHING) and checked again;
+ *   2. ids:    one nextval per firearm, in request order;
+ *   3. insert: firearms and codes in one statement (two data-modifying CTEs,
+ *              plain INSERTs) that also calls pg_notify('msreg_codes'), so
+ *              every search index follows once the transaction commits;
+ *   4. COMMIT.
+ * A unique violation in step 3 (a serial or code registered before, or by a
+ * racing request) rolls back; the offending item is then found by one query
+ * over the request's serials or codes and named in a 409.
  *
  * Invariants:
- *  1. All or nothing: any client error leaves the transaction uncommitted
- *     (msr_db_release rolls it back) and names the offending item in
- *     detail.index for a batch.
+ *  1. All or nothing: any client error leaves nothing stored (rollback) and
+ *     names the offending item in detail.index for a batch.
  *  2. Every 8-symbol code in codes is also in code_allocations under its
  *     firearm's manufacturer (step 1). Allocation only has to respect the
  *     code_allocations primary key, and that key serialises a registration
  *     against a racing allocation or a racing registration by another
  *     manufacturer.
- *  3. Conflicts are found as rows missing from RETURNING, never by parsing
- *     error text: a row that conflicts with a concurrent uncommitted insert
- *     waits for it, so of two racing registrations of one code or serial
- *     exactly one commits and the other answers 409.
+ *  3. Uniqueness is the database's: an insert that meets a concurrent
+ *     uncommitted insert of the same code or serial waits for it, so of two
+ *     racing registrations exactly one commits and the other answers 409.
+ *     Which key conflicted is read from the error's constraint name (a
+ *     structured field), never from message text.
  *  4. Rows are written in key order (serial, code), so concurrent writers lock
  *     rows in the same order; a deadlock or serialization failure that still
  *     happens is retried (MAX_ATTEMPTS) before answering 503.
  *  5. A manufacturer reads and writes only firearms whose manufacturer_id is
  *     its org; another manufacturer's firearm is answered 404, exactly as if
  *     it did not exist.
- *  6. Any database failure is 503 unavailable; a unique violation that slips
- *     past the ON CONFLICT clauses is 409.
+ *  6. Any other database failure is 503 unavailable.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +67,14 @@ static const char *const schemes[] = { "rs8", "free", NULL };
 
 /* ---- statements ---------------------------------------------------------- */
 
+static const struct msr_db_stmt stmt_owners = {
+	"fa_owners",
+	"SELECT u.code, a.manufacturer_id FROM unnest($1::text[]) AS u(code)"
+	" LEFT JOIN code_allocations a ON a.code = u.code"
+	" WHERE a.manufacturer_id IS DISTINCT FROM $2",
+	2,
+};
+
 static const struct msr_db_stmt stmt_claim = {
 	"fa_claim",
 	"INSERT INTO code_allocations (code, manufacturer_id)"
@@ -72,33 +83,39 @@ static const struct msr_db_stmt stmt_claim = {
 	2,
 };
 
-static const struct msr_db_stmt stmt_foreign = {
-	"fa_foreign",
-	"SELECT code FROM code_allocations"
-	" WHERE code = ANY ($1::text[]) AND manufacturer_id <> $2",
+static const struct msr_db_stmt stmt_ids = {
+	"fa_ids",
+	"SELECT nextval('firearms_id_seq') FROM generate_series(1, $1::int)",
+	1,
+};
+
+static const struct msr_db_stmt stmt_register = {
+	"fa_register",
+	"WITH f AS (INSERT INTO firearms (id, manufacturer_id, model, serial, type, caliber,"
+	"                                 manufactured_on, created_by)"
+	"           SELECT u.id, $1, u.model, u.serial, u.type, u.caliber, u.made,"
+	"                  $2::bigint"
+	"           FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[],"
+	"                       $7::text[], $8::date[])"
+	"                AS u(id, model, serial, type, caliber, made)),"
+	" c AS (INSERT INTO codes (code, scheme, component, firearm_id)"
+	"       SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[]))"
+	" SELECT pg_notify('msreg_codes', '')",
+	12,
+};
+
+static const struct msr_db_stmt stmt_serials_taken = {
+	"fa_serials_taken",
+	"SELECT u.serial FROM unnest($2::text[]) AS u(serial)"
+	" JOIN firearms f ON f.manufacturer_id = $1 AND f.serial = u.serial",
 	2,
 };
 
-static const struct msr_db_stmt stmt_insert_firearms = {
-	"fa_insert_firearms",
-	"WITH u AS (SELECT * FROM unnest($2::int[], $3::text[], $4::text[], $5::text[],"
-	"                                $6::text[], $7::date[])"
-	"           AS u(ord, model, serial, type, caliber, made)),"
-	" ins AS (INSERT INTO firearms (manufacturer_id, model, serial, type, caliber,"
-	"                               manufactured_on, created_by)"
-	"         SELECT $1, model, serial, type, caliber, made, $8::bigint FROM u"
-	"         ON CONFLICT (manufacturer_id, serial) DO NOTHING"
-	"         RETURNING id, serial)"
-	" SELECT u.ord, ins.id FROM ins JOIN u USING (serial)",
-	8,
-};
-
-static const struct msr_db_stmt stmt_insert_codes = {
-	"fa_insert_codes",
-	"INSERT INTO codes (code, scheme, component, firearm_id)"
-	" SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])"
-	" ON CONFLICT (code) DO NOTHING RETURNING code",
-	4,
+static const struct msr_db_stmt stmt_codes_taken = {
+	"fa_codes_taken",
+	"SELECT u.code FROM unnest($1::text[]) AS u(code)"
+	" JOIN codes c ON c.code = u.code",
+	1,
 };
 
 static const struct msr_db_stmt stmt_notify = {
@@ -548,190 +565,242 @@ run(struct msr_req *r, const struct msr_db_stmt *s, const char *const *values,
 	return W_OK;
 }
 
-/* Claim the 8-symbol codes among codes[0..n) and refuse another's. */
-static int
-claim_codes(struct msr_req *r, const struct reg *g)
+/* The earliest item holding one of the codes in res column 0 (SIZE_MAX if none). */
+static size_t
+earliest_code(const struct reg *g, const PGresult *res, size_t *which)
 {
-	struct arr a = { 0 };
+	size_t bad = SIZE_MAX;
+
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *code = PQgetvalue(res, i, 0);
+		for (size_t k = 0; k < g->ncodes; k++)
+			if (g->codes[k].item < bad && strcmp(g->codes[k].code, code) == 0) {
+				bad = g->codes[k].item;
+				*which = k;
+			}
+	}
+	return bad;
+}
+
+static int
+reserved_elsewhere(struct msr_req *r, const struct reg *g, const PGresult *res)
+{
+	size_t which = 0, bad = earliest_code(g, res, &which);
+
+	msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "code", g->codes[which].code),
+	    "code %s is reserved to another manufacturer", g->codes[which].code);
+	item_error(r, g, bad == SIZE_MAX ? 0 : bad);
+	return W_REPLIED;
+}
+
+/*
+ * Refuse 8-symbol codes reserved to another manufacturer and claim the
+ * unallocated ones for the caller (invariant 2).
+ */
+static int
+check_owners(struct msr_req *r, const struct reg *g)
+{
+	struct arr a = { 0 }, claim = { 0 };
 	const char *values[2];
 	PGresult *res = NULL;
-	const char *code;
-	size_t k, bad = SIZE_MAX, item = 0;
-	int ret;
+	int ret = W_OK, i;
 
-	for (k = 0; k < g->ncodes; k++)
+	for (size_t k = 0; k < g->ncodes; k++)
 		if (strlen(g->codes[k].code) == MSR_RS8_LEN)
 			arr_add(&a, g->codes[k].code);
-	if (a.n == 0) {
-		ret = W_OK;
+	if (a.n == 0)
 		goto done;
-	}
 	values[0] = arr_end(&a);
 	values[1] = g->manufacturer;
-	if (values[0] == NULL) {
-		msr_reply_unavailable(r, "out of memory");
-		ret = W_REPLIED;
+	if (values[0] == NULL)
+		goto oom;
+	ret = run(r, &stmt_owners, values, &res);
+	if (ret != W_OK || PQntuples(res) == 0)
 		goto done;
-	}
+	for (i = 0; i < PQntuples(res); i++)
+		if (!PQgetisnull(res, i, 1)) {
+			ret = reserved_elsewhere(r, g, res);
+			goto done;
+		}
+	/* unallocated codewords: claim them, then look again (a racing claim may win) */
+	for (i = 0; i < PQntuples(res); i++)
+		arr_add(&claim, PQgetvalue(res, i, 0));
+	PQclear(res);
+	res = NULL;
+	values[0] = arr_end(&claim);
+	if (values[0] == NULL)
+		goto oom;
 	ret = run(r, &stmt_claim, values, &res);
 	if (ret != W_OK)
 		goto done;
 	PQclear(res);
-	ret = run(r, &stmt_foreign, values, &res);
-	if (ret != W_OK || PQntuples(res) == 0)
-		goto done;
-	for (int i = 0; i < PQntuples(res); i++) {
-		code = PQgetvalue(res, i, 0);
-		for (k = 0; k < g->ncodes; k++)
-			if (strcmp(g->codes[k].code, code) == 0 && g->codes[k].item < bad) {
-				bad = g->codes[k].item;
-				item = k;
-			}
-	}
-	if (bad == SIZE_MAX)
-		bad = 0;
-	msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "code", g->codes[item].code),
-	    "code %s is reserved to another manufacturer", g->codes[item].code);
-	item_error(r, g, bad);
+	res = NULL;
+	ret = run(r, &stmt_owners, values, &res);
+	if (ret == W_OK && PQntuples(res) > 0)
+		ret = reserved_elsewhere(r, g, res);
+	goto done;
+oom:
+	msr_reply_unavailable(r, "out of memory");
 	ret = W_REPLIED;
 done:
 	PQclear(res);
 	arr_free(&a);
+	arr_free(&claim);
 	return ret;
 }
 
+/* One nextval per firearm, in request order. */
 static int
-insert_firearms(struct msr_req *r, struct reg *g, const struct serial_ref *order)
+assign_ids(struct msr_req *r, struct reg *g)
 {
-	struct arr ord = { 0 }, model = { 0 }, serial = { 0 }, type = { 0 },
-	    caliber = { 0 }, made = { 0 };
-	const char *values[8];
-	char by[24];
+	char n[24];
+	const char *values[1] = { n };
+	PGresult *res = NULL;
+	int ret;
+
+	snprintf(n, sizeof(n), "%zu", g->nitems);
+	ret = run(r, &stmt_ids, values, &res);
+	if (ret == W_OK && (size_t)PQntuples(res) != g->nitems) {
+		msr_reply_unavailable(r, "the database returned too few firearm ids");
+		ret = W_REPLIED;
+	}
+	for (size_t k = 0; ret == W_OK && k < g->nitems; k++)
+		g->items[k].id = strtoll(PQgetvalue(res, (int)k, 0), NULL, 10);
+	PQclear(res);
+	return ret;
+}
+
+/*
+ * After a unique violation (transaction rolled back): find the earliest item
+ * whose serial or code is taken and reply 409.
+ */
+static int
+explain_conflict(struct msr_req *r, const struct reg *g, const char *constraint,
+    const struct arr *serials, const struct arr *codes)
+{
+	const char *values[2];
+	PGresult *res = NULL;
+	size_t bad = SIZE_MAX, which = 0;
+	int serial = strcmp(constraint, "codes_pkey") != 0;
+	int ret;
+
+	if (serial) {
+		values[0] = g->manufacturer;
+		values[1] = serials->p;
+		ret = run(r, &stmt_serials_taken, values, &res);
+	} else {
+		values[0] = codes->p;
+		ret = run(r, &stmt_codes_taken, values, &res);
+	}
+	if (ret != W_OK)
+		goto done;
+	if (serial) {
+		for (int i = 0; i < PQntuples(res); i++)
+			for (size_t k = 0; k < g->nitems && k < bad; k++)
+				if (strcmp(g->items[k].serial, PQgetvalue(res, i, 0)) == 0)
+					bad = k;
+	} else {
+		bad = earliest_code(g, res, &which);
+	}
+	if (bad == SIZE_MAX) {
+		/* the conflicting writer rolled back after all: let the client retry */
+		msr_reply_error(r, 409, "conflict", NULL,
+		    "a %s in this request was being registered concurrently; retry",
+		    serial ? "serial" : "code");
+	} else if (serial) {
+		msr_reply_error(r, 409, "conflict",
+		    json_pack("{s:s, s:s}", "serial", g->items[bad].serial,
+		    "manufacturer", g->manufacturer),
+		    "serial %s is already registered for manufacturer %s",
+		    g->items[bad].serial, g->manufacturer);
+		item_error(r, g, bad);
+	} else {
+		msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "code",
+		    g->codes[which].code), "code %s is already registered",
+		    g->codes[which].code);
+		item_error(r, g, bad);
+	}
+	ret = W_REPLIED;
+done:
+	PQclear(res);
+	return ret;
+}
+
+/*
+ * Insert the firearms (in serial order) and their codes (in code order) in
+ * one statement, notifying the search feed.
+ */
+static int
+insert_all(struct msr_req *r, const struct reg *g, const struct serial_ref *order)
+{
+	struct arr id = { 0 }, model = { 0 }, serial = { 0 }, type = { 0 },
+	    caliber = { 0 }, made = { 0 }, code = { 0 }, scheme = { 0 }, component = { 0 },
+	    firearm = { 0 };
+	const char *values[12];
+	char by[24], constraint[64];
 	PGresult *res = NULL;
 	size_t k;
-	int ret;
+	int ret = W_OK;
 
 	for (k = 0; k < g->nitems; k++) {
 		const struct reg_item *it = &g->items[order[k].item];
-		arr_add_int(&ord, (long long)order[k].item);
+		arr_add_int(&id, (long long)it->id);
 		arr_add(&model, it->model);
 		arr_add(&serial, it->serial);
 		arr_add(&type, it->type);
 		arr_add(&caliber, it->caliber);
 		arr_add(&made, it->made);
 	}
-	snprintf(by, sizeof(by), "%lld", (long long)r->client.id);
-	values[0] = g->manufacturer;
-	values[1] = arr_end(&ord);
-	values[2] = arr_end(&model);
-	values[3] = arr_end(&serial);
-	values[4] = arr_end(&type);
-	values[5] = arr_end(&caliber);
-	values[6] = arr_end(&made);
-	values[7] = by;
-	for (k = 1; k < 7; k++)
-		if (values[k] == NULL) {
-			msr_reply_unavailable(r, "out of memory");
-			ret = W_REPLIED;
-			goto done;
-		}
-	ret = run(r, &stmt_insert_firearms, values, &res);
-	if (ret != W_OK)
-		goto done;
-	for (int i = 0; i < PQntuples(res); i++) {
-		long long o = strtoll(PQgetvalue(res, i, 0), NULL, 10);
-		if (o >= 0 && (size_t)o < g->nitems)
-			g->items[o].id = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-	}
-	if ((size_t)PQntuples(res) == g->nitems)
-		goto done;
-	for (k = 0; k < g->nitems && g->items[k].id != 0; k++)
-		;
-	if (k == g->nitems)
-		k = 0;
-	msr_reply_error(r, 409, "conflict",
-	    json_pack("{s:s, s:s}", "serial", g->items[k].serial,
-	    "manufacturer", g->manufacturer),
-	    "serial %s is already registered for manufacturer %s", g->items[k].serial,
-	    g->manufacturer);
-	item_error(r, g, k);
-	ret = W_REPLIED;
-done:
-	PQclear(res);
-	arr_free(&ord);
-	arr_free(&model);
-	arr_free(&serial);
-	arr_free(&type);
-	arr_free(&caliber);
-	arr_free(&made);
-	return ret;
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Insert the (sorted) codes; a code registered before is 409. */
-static int
-insert_codes(struct msr_req *r, const struct reg *g)
-{
-	struct arr code = { 0 }, scheme = { 0 }, component = { 0 }, firearm = { 0 };
-	const char *values[4];
-	const char **got = NULL;
-	PGresult *res = NULL;
-	size_t k, n, bad = SIZE_MAX, which = 0;
-	int ret;
-
 	for (k = 0; k < g->ncodes; k++) {
 		arr_add(&code, g->codes[k].code);
 		arr_add(&scheme, g->codes[k].scheme);
 		arr_add(&component, g->codes[k].component);
 		arr_add_int(&firearm, (long long)g->items[g->codes[k].item].id);
 	}
-	values[0] = arr_end(&code);
-	values[1] = arr_end(&scheme);
-	values[2] = arr_end(&component);
-	values[3] = arr_end(&firearm);
-	if (!values[0] || !values[1] || !values[2] || !values[3]) {
-		msr_reply_unavailable(r, "out of memory");
-		ret = W_REPLIED;
-		goto done;
-	}
-	ret = run(r, &stmt_insert_codes, values, &res);
-	if (ret != W_OK)
-		goto done;
-	n = (size_t)PQntuples(res);
-	if (n == g->ncodes)
-		goto done;
-	/* Some codes exist already: name the one of the earliest item. */
-	got = calloc(n + 1, sizeof(*got));
-	if (got == NULL) {
-		msr_reply_unavailable(r, "out of memory");
-		ret = W_REPLIED;
-		goto done;
-	}
-	for (k = 0; k < n; k++)
-		got[k] = PQgetvalue(res, (int)k, 0);
-	qsort(got, n, sizeof(*got), cmp_str);
-	for (k = 0; k < g->ncodes; k++) {
-		const char *key = g->codes[k].code;
-		if (bsearch(&key, got, n, sizeof(*got), cmp_str) == NULL &&
-		    g->codes[k].item < bad) {
-			bad = g->codes[k].item;
-			which = k;
+	snprintf(by, sizeof(by), "%lld", (long long)r->client.id);
+	values[0] = g->manufacturer;
+	values[1] = by;
+	values[2] = arr_end(&id);
+	values[3] = arr_end(&model);
+	values[4] = arr_end(&serial);
+	values[5] = arr_end(&type);
+	values[6] = arr_end(&caliber);
+	values[7] = arr_end(&made);
+	values[8] = arr_end(&code);
+	values[9] = arr_end(&scheme);
+	values[10] = arr_end(&component);
+	values[11] = arr_end(&firearm);
+	for (k = 2; k < 12; k++)
+		if (values[k] == NULL) {
+			msr_reply_unavailable(r, "out of memory");
+			ret = W_REPLIED;
+			goto done;
 		}
+	res = msr_db_exec(r->db, &stmt_register, values);
+	if (msr_db_ok(res))
+		goto done;
+	if (strcmp(msr_db_sqlstate(res), "23505") != 0) {
+		ret = db_failed(r, res, stmt_register.name);
+		res = NULL;
+		goto done;
 	}
-	if (bad == SIZE_MAX)
-		bad = 0;
-	msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "code", g->codes[which].code),
-	    "code %s is already registered", g->codes[which].code);
-	item_error(r, g, bad);
-	ret = W_REPLIED;
+	snprintf(constraint, sizeof(constraint), "%s",
+	    PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) ?
+	    PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : "");
+	if (msr_db_command(r->db, "ROLLBACK") != 0) {
+		msr_reply_unavailable(r, "the database is unavailable");
+		ret = W_REPLIED;
+		goto done;
+	}
+	ret = explain_conflict(r, g, constraint, &serial, &code);
 done:
-	free(got);
 	PQclear(res);
+	arr_free(&id);
+	arr_free(&model);
+	arr_free(&serial);
+	arr_free(&type);
+	arr_free(&caliber);
+	arr_free(&made);
 	arr_free(&code);
 	arr_free(&scheme);
 	arr_free(&component);
@@ -783,29 +852,26 @@ commit(struct msr_req *r)
 	return W_OK;
 }
 
-/* One attempt at writing the whole registration (inside BEGIN ... COMMIT). */
+/* One attempt at writing the whole registration (BEGIN ... COMMIT). */
 static int
 reg_write(struct msr_req *r, struct reg *g, const struct serial_ref *order, json_t **one)
 {
 	int ret;
 
-	for (size_t k = 0; k < g->nitems; k++)
-		g->items[k].id = 0;
 	if (msr_db_command(r->db, "BEGIN") != 0) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		return W_REPLIED;
 	}
-	ret = claim_codes(r, g);
+	ret = check_owners(r, g);
 	if (ret == W_OK)
-		ret = insert_firearms(r, g, order);
+		ret = assign_ids(r, g);
 	if (ret == W_OK)
-		ret = insert_codes(r, g);
-	if (ret == W_OK)
-		ret = notify_codes(r);
+		ret = insert_all(r, g, order);
 	if (ret == W_OK && one != NULL)
 		ret = fetch_firearm(r, g->items[0].id, g->manufacturer, one);
 	if (ret == W_OK)
 		ret = commit(r);
+	/* a no-op when insert_all already rolled back */
 	if (ret != W_OK)
 		msr_db_command(r->db, "ROLLBACK");
 	return ret;
@@ -1003,7 +1069,7 @@ replace_write(struct msr_req *r, struct reg *g, int64_t id, const char *replaces
 		PQclear(res);
 		res = NULL;
 	}
-	ret = claim_codes(r, g);
+	ret = check_owners(r, g);
 	if (ret != W_OK)
 		goto done;
 	values[0] = g->codes[0].code;

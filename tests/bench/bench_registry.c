@@ -1,0 +1,534 @@
+/*
+ * bench_registry.c — registry core throughput and latency, end to end over
+ * HTTP against a real msregd and PostgreSQL (tests/bench/run.sh provides the
+ * throwaway cluster), each figure next to a baseline measured in the same run:
+ *
+ *   1. allocation: POST /v1/codes/allocate {"count":10000} from CLIENTS
+ *      parallel clients → codes/s;
+ *   2. registration: POST /v1/firearms/batch with 10,000-firearm batches
+ *      (one allocated rs8 code each) from CLIENTS parallel clients →
+ *      firearms/s, against a plain COPY of the same rows (firearms + codes,
+ *      10,000 per transaction, same number of parallel connections) into the
+ *      same tables, and the ratio;
+ *   3. exact lookup: GET /v1/codes/{code} (audited: each answer waits for its
+ *      audit entry's group commit) from LOOKUP_THREADS threads at the final
+ *      registry size → p50/p99 and lookups/s, against the same SELECT run
+ *      directly through libpq.
+ *
+ * BENCH_SCALE=small registers 1e5 codes (half through the API, half by COPY);
+ * full (the default) registers 1e6. Request bodies are built before the clock
+ * starts, so the figures measure the server, not the client's JSON encoder.
+ */
+#include <curl/curl.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+
+#define BATCH          10000
+#define CLIENTS        4
+#define LOOKUP_THREADS 8
+#define CODE_LEN       8
+
+static struct msr_it it;
+static char k_mfr[128], k_inv[128];
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void __attribute__((noreturn))
+fail(const char *what)
+{
+	fprintf(stderr, "bench_registry: %s\n", what);
+	exit(1);
+}
+
+/* ---- a keep-alive HTTP client per thread ---------------------------------- */
+
+struct client {
+	CURL              *curl;
+	struct curl_slist *headers;
+	char              *buf;
+	size_t             len, cap;
+};
+
+static size_t
+on_body(char *data, size_t size, size_t nmemb, void *user)
+{
+	struct client *c = user;
+	size_t n = size * nmemb;
+
+	if (c->len + n + 1 > c->cap) {
+		size_t cap = c->cap ? c->cap : 65536;
+		char *p;
+		while (cap < c->len + n + 1)
+			cap *= 2;
+		p = realloc(c->buf, cap);
+		if (p == NULL)
+			return 0;
+		c->buf = p;
+		c->cap = cap;
+	}
+	memcpy(c->buf + c->len, data, n);
+	c->len += n;
+	c->buf[c->len] = '\0';
+	return n;
+}
+
+static void
+client_init(struct client *c, const char *key)
+{
+	char hdr[256];
+
+	memset(c, 0, sizeof(*c));
+	c->curl = curl_easy_init();
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", key);
+	c->headers = curl_slist_append(c->headers, hdr);
+	c->headers = curl_slist_append(c->headers, "Content-Type: application/json");
+	c->headers = curl_slist_append(c->headers, "Expect:");
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, 300L);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+}
+
+static void
+client_free(struct client *c)
+{
+	curl_slist_free_all(c->headers);
+	curl_easy_cleanup(c->curl);
+	free(c->buf);
+}
+
+/* One request; returns the HTTP status (reply in c->buf), -1 on transport error. */
+static long
+client_call(struct client *c, const char *method, const char *path, const char *body)
+{
+	char url[512];
+	long status = -1;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", it.port, path);
+	c->len = 0;
+	if (c->buf)
+		c->buf[0] = '\0';
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	if (body != NULL) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	} else {
+		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	}
+	if (curl_easy_perform(c->curl) == CURLE_OK)
+		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	return status;
+}
+
+/* ---- 1. allocation ------------------------------------------------------- */
+
+struct alloc_job {
+	int    requests;
+	char  *codes;          /* requests * BATCH codes of CODE_LEN chars, packed */
+	int    ok;
+};
+
+static void *
+alloc_thread(void *arg)
+{
+	struct alloc_job *j = arg;
+	struct client c;
+	char body[32];
+	size_t k = 0;
+
+	client_init(&c, k_mfr);
+	snprintf(body, sizeof(body), "{\"count\":%d}", BATCH);
+	j->ok = 1;
+	for (int i = 0; i < j->requests; i++) {
+		json_t *reply, *v;
+		size_t n;
+		if (client_call(&c, "POST", "/v1/codes/allocate", body) != 201) {
+			fprintf(stderr, "allocate: %s\n", c.buf ? c.buf : "");
+			j->ok = 0;
+			break;
+		}
+		reply = json_loads(c.buf, 0, NULL);
+		json_array_foreach(json_object_get(reply, "codes"), n, v)
+			memcpy(j->codes + CODE_LEN * k++, json_string_value(v), CODE_LEN);
+		json_decref(reply);
+	}
+	client_free(&c);
+	return NULL;
+}
+
+/* Allocate requests*BATCH codes per client; returns them packed (caller frees). */
+static char *
+bench_allocate(int requests_per_client, size_t *ncodes)
+{
+	pthread_t th[CLIENTS];
+	struct alloc_job jobs[CLIENTS];
+	size_t per = (size_t)requests_per_client * BATCH;
+	char *all = malloc(per * CLIENTS * CODE_LEN);
+	double t0, t;
+
+	if (all == NULL)
+		fail("out of memory");
+	t0 = now_s();
+	for (int i = 0; i < CLIENTS; i++) {
+		jobs[i].requests = requests_per_client;
+		jobs[i].codes = all + (size_t)i * per * CODE_LEN;
+		pthread_create(&th[i], NULL, alloc_thread, &jobs[i]);
+	}
+	for (int i = 0; i < CLIENTS; i++) {
+		pthread_join(th[i], NULL);
+		if (!jobs[i].ok)
+			fail("allocation failed");
+	}
+	t = now_s() - t0;
+	*ncodes = per * CLIENTS;
+	printf("allocation      %zu codes in %.2f s: %.0f codes/s "
+	    "(%d clients x %d requests of %d)\n", *ncodes, t, (double)*ncodes / t,
+	    CLIENTS, requests_per_client, BATCH);
+	return all;
+}
+
+/* ---- 2. registration over HTTP vs COPY ----------------------------------- */
+
+/* Batch body for firearms [first, first+BATCH) using codes[first..]. */
+static char *
+batch_body(const char *codes, size_t first)
+{
+	size_t cap = (size_t)BATCH * 200 + 64, len = 0;
+	char *b = malloc(cap);
+	int n;
+
+	if (b == NULL)
+		fail("out of memory");
+	len += (size_t)snprintf(b, cap, "{\"firearms\":[");
+	for (size_t i = first; i < first + BATCH; i++) {
+		n = snprintf(b + len, cap - len,
+		    "%s{\"model\":\"P320\",\"serial\":\"API-%zu\",\"type\":\"pistol\","
+		    "\"caliber\":\"9mm\",\"manufactured_on\":\"2026-01-15\","
+		    "\"codes\":[{\"code\":\"%.8s\",\"component\":\"firing_pin\"}]}",
+		    i == first ? "" : ",", i, codes + CODE_LEN * i);
+		len += (size_t)n;
+	}
+	snprintf(b + len, cap - len, "]}");
+	return b;
+}
+
+struct reg_job {
+	char  **bodies;
+	int     nbodies;
+	int     first, step;      /* this client sends bodies first, first+step, ... */
+	int     ok;
+};
+
+static void *
+reg_thread(void *arg)
+{
+	struct reg_job *j = arg;
+	struct client c;
+
+	client_init(&c, k_mfr);
+	j->ok = 1;
+	for (int i = j->first; i < j->nbodies; i += j->step)
+		if (client_call(&c, "POST", "/v1/firearms/batch", j->bodies[i]) != 201) {
+			fprintf(stderr, "batch: %.300s\n", c.buf ? c.buf : "");
+			j->ok = 0;
+			break;
+		}
+	client_free(&c);
+	return NULL;
+}
+
+static double
+bench_register_http(const char *codes, size_t n)
+{
+	pthread_t th[CLIENTS];
+	struct reg_job jobs[CLIENTS];
+	int nb = (int)(n / BATCH);
+	char **bodies = calloc((size_t)nb, sizeof(*bodies));
+	double t0, t;
+
+	n = (size_t)nb * BATCH;
+	for (int i = 0; i < nb; i++)
+		bodies[i] = batch_body(codes, (size_t)i * BATCH);
+	t0 = now_s();
+	for (int i = 0; i < CLIENTS; i++) {
+		jobs[i].bodies = bodies;
+		jobs[i].nbodies = nb;
+		jobs[i].first = i;
+		jobs[i].step = CLIENTS;
+		pthread_create(&th[i], NULL, reg_thread, &jobs[i]);
+	}
+	for (int i = 0; i < CLIENTS; i++) {
+		pthread_join(th[i], NULL);
+		if (!jobs[i].ok)
+			fail("batch registration failed");
+	}
+	t = now_s() - t0;
+	for (int i = 0; i < nb; i++)
+		free(bodies[i]);
+	free(bodies);
+	printf("register HTTP   %zu firearms in %.2f s: %.0f firearms/s "
+	    "(%d clients, batches of %d, one rs8 code each)\n", n, t, (double)n / t,
+	    CLIENTS, BATCH);
+	return (double)n / t;
+}
+
+struct copy_job {
+	const char *codes;
+	size_t      first, end, step;   /* rows [first, end) in steps of BATCH*CLIENTS */
+	int         ok;
+};
+
+static int
+copy_rows(PGconn *pg, const char *sql, const char *data, size_t len)
+{
+	PGresult *res = PQexec(pg, sql);
+	int ok = PQresultStatus(res) == PGRES_COPY_IN;
+
+	PQclear(res);
+	if (!ok)
+		return 0;
+	if (PQputCopyData(pg, data, (int)len) != 1 || PQputCopyEnd(pg, NULL) != 1)
+		return 0;
+	res = PQgetResult(pg);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		fprintf(stderr, "COPY: %s", PQresultErrorMessage(res));
+	PQclear(res);
+	while ((res = PQgetResult(pg)) != NULL)
+		PQclear(res);
+	return ok;
+}
+
+static void *
+copy_thread(void *arg)
+{
+	struct copy_job *j = arg;
+	PGconn *pg = PQconnectdb(it.url_app);
+	size_t cap = (size_t)BATCH * 128, len;
+	char *f = malloc(cap), *c = malloc(cap);
+	PGresult *res;
+
+	j->ok = PQstatus(pg) == CONNECTION_OK && f != NULL && c != NULL;
+	for (size_t b = j->first; j->ok && b + BATCH <= j->end; b += j->step) {
+		long long id;
+		res = PQexec(pg, "BEGIN");
+		PQclear(res);
+		res = PQexec(pg, "SELECT nextval('firearms_id_seq') FROM generate_series(1, 10000)");
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != BATCH) {
+			PQclear(res);
+			j->ok = 0;
+			break;
+		}
+		len = 0;
+		for (int i = 0; i < BATCH; i++) {
+			id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+			len += (size_t)snprintf(f + len, cap - len,
+			    "%lld\tacme\tP320\tCOPY-%zu\tpistol\t9mm\t2026-01-15\n", id,
+			    b + (size_t)i);
+		}
+		if (!copy_rows(pg, "COPY firearms (id, manufacturer_id, model, serial, type,"
+		    " caliber, manufactured_on) FROM STDIN", f, len)) {
+			PQclear(res);
+			j->ok = 0;
+			break;
+		}
+		len = 0;
+		for (int i = 0; i < BATCH; i++)
+			len += (size_t)snprintf(c + len, cap - len, "%.8s\trs8\tfiring_pin\t%s\n",
+			    j->codes + CODE_LEN * (b + (size_t)i), PQgetvalue(res, i, 0));
+		PQclear(res);
+		if (!copy_rows(pg, "COPY codes (code, scheme, component, firearm_id) FROM STDIN",
+		    c, len)) {
+			j->ok = 0;
+			break;
+		}
+		res = PQexec(pg, "COMMIT");
+		j->ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		PQclear(res);
+	}
+	free(f);
+	free(c);
+	PQfinish(pg);
+	return NULL;
+}
+
+static double
+bench_register_copy(const char *codes, size_t first, size_t n)
+{
+	pthread_t th[CLIENTS];
+	struct copy_job jobs[CLIENTS];
+	double t0, t;
+
+	n = n / BATCH * BATCH;
+
+	t0 = now_s();
+	for (int i = 0; i < CLIENTS; i++) {
+		jobs[i].codes = codes;
+		jobs[i].first = first + (size_t)i * BATCH;
+		jobs[i].end = first + n;
+		jobs[i].step = (size_t)BATCH * CLIENTS;
+		pthread_create(&th[i], NULL, copy_thread, &jobs[i]);
+	}
+	for (int i = 0; i < CLIENTS; i++) {
+		pthread_join(th[i], NULL);
+		if (!jobs[i].ok)
+			fail("COPY failed");
+	}
+	t = now_s() - t0;
+	printf("register COPY   %zu firearms in %.2f s: %.0f firearms/s "
+	    "(%d connections, COPY firearms + COPY codes, %d rows per transaction)\n",
+	    n, t, (double)n / t, CLIENTS, BATCH);
+	return (double)n / t;
+}
+
+/* ---- 3. exact lookup ----------------------------------------------------- */
+
+struct lookup_job {
+	const char *codes;
+	size_t      ncodes;
+	int         n;
+	double     *lat;       /* seconds, n entries */
+	int         ok;
+};
+
+static void *
+lookup_thread(void *arg)
+{
+	struct lookup_job *j = arg;
+	struct client c;
+	char path[160];
+
+	client_init(&c, k_inv);
+	j->ok = 1;
+	for (int i = 0; i < j->n; i++) {
+		size_t k = randombytes_uniform((uint32_t)j->ncodes);
+		double t0 = now_s();
+		snprintf(path, sizeof(path),
+		    "/v1/codes/%.8s?case_number=BENCH-1&purpose=benchmark", j->codes + CODE_LEN * k);
+		if (client_call(&c, "GET", path, NULL) != 200) {
+			fprintf(stderr, "lookup: %s\n", c.buf ? c.buf : "");
+			j->ok = 0;
+			break;
+		}
+		j->lat[i] = now_s() - t0;
+	}
+	client_free(&c);
+	return NULL;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void
+report_latency(const char *what, double *lat, size_t n, double wall, int threads)
+{
+	qsort(lat, n, sizeof(*lat), cmp_double);
+	printf("%-15s %zu lookups, %d threads: p50 %.2f ms, p99 %.2f ms, %.0f lookups/s\n",
+	    what, n, threads, lat[n / 2] * 1e3, lat[n * 99 / 100] * 1e3, (double)n / wall);
+}
+
+static void
+bench_lookup(const char *codes, size_t ncodes, int per_thread)
+{
+	pthread_t th[LOOKUP_THREADS];
+	struct lookup_job jobs[LOOKUP_THREADS];
+	size_t total = (size_t)per_thread * LOOKUP_THREADS, sql_total = 20000;
+	double *lat = calloc(total > sql_total ? total : sql_total, sizeof(*lat)), t0, wall;
+	PGconn *pg;
+	PGresult *res;
+
+	t0 = now_s();
+	for (int i = 0; i < LOOKUP_THREADS; i++) {
+		jobs[i].codes = codes;
+		jobs[i].ncodes = ncodes;
+		jobs[i].n = per_thread;
+		jobs[i].lat = lat + (size_t)i * (size_t)per_thread;
+		pthread_create(&th[i], NULL, lookup_thread, &jobs[i]);
+	}
+	for (int i = 0; i < LOOKUP_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		if (!jobs[i].ok)
+			fail("lookup failed");
+	}
+	wall = now_s() - t0;
+	report_latency("lookup HTTP", lat, total, wall, LOOKUP_THREADS);
+
+	/* baseline: the handler's join, straight through libpq, one connection */
+	pg = PQconnectdb(it.url_app);
+	res = PQprepare(pg, "q", "SELECT c.code, c.status, c.component, f.id, f.model,"
+	    " f.serial, s.dealer_ffl FROM codes c JOIN firearms f ON f.id = c.firearm_id"
+	    " LEFT JOIN first_sales s ON s.firearm_id = f.id WHERE c.code = $1", 1, NULL);
+	PQclear(res);
+	total = sql_total;
+	t0 = now_s();
+	for (size_t i = 0; i < total; i++) {
+		char code[CODE_LEN + 1];
+		const char *values[1] = { code };
+		double t1 = now_s();
+		memcpy(code, codes + CODE_LEN * randombytes_uniform((uint32_t)ncodes), CODE_LEN);
+		code[CODE_LEN] = '\0';
+		res = PQexecPrepared(pg, "q", 1, values, NULL, NULL, 0);
+		if (PQntuples(res) != 1)
+			fail("SQL lookup found nothing");
+		PQclear(res);
+		lat[i] = now_s() - t1;
+	}
+	wall = now_s() - t0;
+	report_latency("lookup SQL", lat, total, wall, 1);
+	PQfinish(pg);
+	free(lat);
+}
+
+int
+main(void)
+{
+	const char *scale = getenv("BENCH_SCALE");
+	int small = scale != NULL && strcmp(scale, "small") == 0;
+	size_t half = small ? 50000 : 500000, ncodes;	/* multiples of BATCH */
+	int lookups = small ? 500 : 2000;
+	char *codes;
+	double api, copy;
+
+	if (sodium_init() < 0)
+		fail("libsodium");
+	msr_it_setup(&it, "bench_registry", NULL);
+	if (msr_it_status(&it, "POST", "/v1/manufacturers", it.admin_key,
+	    "{\"id\":\"acme\",\"name\":\"Acme Arms\"}") != 201)
+		fail("cannot create manufacturer");
+	msr_it_client(&it, "manufacturer", "bench line", "acme", k_mfr, sizeof(k_mfr));
+	msr_it_client(&it, "investigator", "bench lab", "CA0194200", k_inv, sizeof(k_inv));
+	printf("registry bench: %zu firearms through the API, %zu by COPY\n", half, half);
+
+	codes = bench_allocate((int)((2 * half + BATCH * CLIENTS - 1) / (BATCH * CLIENTS)),
+	    &ncodes);
+	copy = bench_register_copy(codes, half, half);
+	api = bench_register_http(codes, half);
+	printf("register ratio  HTTP batch API / COPY = %.2f (target >= 50000 firearms/s: %s)\n",
+	    api / copy, api >= 50000 ? "met" : "NOT met");
+	bench_lookup(codes, 2 * half, lookups);
+	free(codes);
+	msr_it_teardown(&it);
+	return 0;
+}
