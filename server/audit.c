@@ -1283,12 +1283,18 @@ msr_audit_append(struct msr_audit *a, const char *entry, size_t len,
 		pthread_mutex_unlock(&a->lock);
 		goto done;
 	}
+	/*
+	 * The waiter lives on this stack frame: it leaves the queue (sequencer or
+	 * timeout, both under a->lock) before this function returns (invariant 6).
+	 */
 	w.enq_ns = now_ns();
 	w.prev = a->tail;
 	if (a->tail != NULL)
 		a->tail->next = &w;
 	else
+		/* cppcheck-suppress autoVariables */
 		a->head = &w;
+	/* cppcheck-suppress autoVariables */
 	a->tail = &w;
 	a->qlen++;
 	if (a->qlen == 1 || a->qlen >= (size_t)a->max_batch)
