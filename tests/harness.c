@@ -179,11 +179,11 @@ create_database(struct msr_it *it)
 }
 
 static void
-write_config(struct msr_it *it, const char *extra)
+write_config(struct msr_it *it, const char *extra, const char *tag)
 {
 	FILE *f;
 
-	snprintf(it->config, sizeof(it->config), "%s/msreg.ini", it->dir);
+	snprintf(it->config, sizeof(it->config), "%s/msreg%s.ini", it->dir, tag);
 	snprintf(it->keyfile, sizeof(it->keyfile), "%s/audit.key", it->dir);
 	f = fopen(it->config, "w");
 	if (f == NULL)
@@ -217,7 +217,7 @@ msr_it_setup(struct msr_it *it, const char *name, const char *extra_ini)
 	mkdir(it->dir, 0700);
 	it->port = free_port();
 	create_database(it);
-	write_config(it, extra_ini);
+	write_config(it, extra_ini, "");
 
 	snprintf(path, sizeof(path), "%s/msreg", it->bin);
 	snprintf(origin, sizeof(origin), "it.msreg.test/%s", name);
@@ -246,6 +246,20 @@ msr_it_setup(struct msr_it *it, const char *name, const char *extra_ini)
 	}
 	if (msr_it_start(it) != 0)
 		die("msregd did not become healthy");
+}
+
+void
+msr_it_instance(const struct msr_it *src, struct msr_it *dst, const char *tag)
+{
+	char suffix[80];
+
+	*dst = *src;
+	dst->pid = 0;
+	dst->port = free_port();
+	snprintf(suffix, sizeof(suffix), "-%s", tag);
+	write_config(dst, NULL, suffix);
+	if (msr_it_start(dst) != 0)
+		die("second msregd instance did not become healthy");
 }
 
 int

@@ -56,6 +56,12 @@ struct msr_it_resp {
 void msr_it_setup(struct msr_it *it, const char *name, const char *extra_ini);
 /* Stop msregd (SIGTERM, then SIGKILL after 10 s). */
 void msr_it_teardown(struct msr_it *it);
+/*
+ * Another msregd instance on the same database and signer key: copies src into
+ * dst with a new port and its own config file (tag names it), and starts it.
+ * Stop it with msr_it_teardown(dst). Aborts on failure.
+ */
+void msr_it_instance(const struct msr_it *src, struct msr_it *dst, const char *tag);
 /* Start msregd and wait for /healthz (10 s). 0 on success. */
 int msr_it_start(struct msr_it *it);
 /* Send sig to msregd and reap it. */
