@@ -73,6 +73,7 @@
 #define HLEN            MSR_MERKLE_HASH_LEN
 #define AUDIT_LOCK_KEY  "7239017265103447401"   /* advisory lock: "msregaud" */
 #define RETRY_MS        250                     /* reconnect interval while down */
+#define START_WAIT_MS   10000                   /* msr_audit_start waits this long */
 #define MAX_UNCERTAIN   16
 
 #define OID_INT2   21
@@ -1195,12 +1196,18 @@ msr_audit_start(const struct msr_config *cfg)
 	if (pthread_create(&a->thread, NULL, sequencer_main, a) != 0)
 		goto fail;
 	a->thread_started = 1;
-	/* Wait for the first attempt (check + load) so readiness is known at start. */
+	/*
+	 * Wait for the first attempt (check + load) so that readiness is known when
+	 * the HTTP server starts, but not for long: a full check of a huge log goes
+	 * on in the background while /healthz answers and /readyz says 503.
+	 */
 	pthread_mutex_lock(&a->lock);
+	deadline_ns(&ts, now_ns() + START_WAIT_MS * 1000000ull);
 	while (!a->first_attempt_done) {
-		deadline_ns(&ts, now_ns() + 600ull * 1000000000u);
-		if (pthread_cond_timedwait(&a->settled, &a->lock, &ts) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&a->settled, &a->lock, &ts) == ETIMEDOUT) {
+			log_info("audit: start-up check still running; not ready until it ends");
 			break;
+		}
 	}
 	pthread_mutex_unlock(&a->lock);
 	return a;
