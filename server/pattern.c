@@ -78,14 +78,14 @@ set_error(struct msr_pattern_error *err, enum msr_pattern_err code,
 {
 	va_list ap;
 
-	if (err == NULL)
-		return;
-	err->code = code;
-	err->reading = reading;
-	err->position = position;
-	err->offset = offset;
 	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	if (err != NULL) {
+		err->code = code;
+		err->reading = reading;
+		err->position = position;
+		err->offset = offset;
+		vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	}
 	va_end(ap);
 }
 
@@ -153,7 +153,6 @@ msr_reading_parse_text(const char *text, unsigned max_positions,
 	for (i = 0; text[i] != '\0'; i++) {
 		char c = text[i];
 		unsigned off = (unsigned)i + 1;
-		int v;
 
 		if (is_ignored(c))
 			continue;
@@ -181,7 +180,6 @@ msr_reading_parse_text(const char *text, unsigned max_positions,
 				goto done;
 			}
 			open_at = 0;
-			v = -1;
 		} else if (c == '?') {
 			if (open_at != 0) {
 				set_error(err, MSR_PAT_SET_UNKNOWN, 0, r.len + 1, off,
@@ -190,9 +188,9 @@ msr_reading_parse_text(const char *text, unsigned max_positions,
 				goto done;
 			}
 			acc = MSR_SET_ALL;
-			v = -1;
 		} else {
-			v = msr_sym_value(c);
+			int v = msr_sym_value(c);
+
 			if (v < 0) {
 				char_repr(c, rep, sizeof(rep));
 				set_error(err, MSR_PAT_BAD_CHAR, 0, r.len + 1, off,

@@ -1186,7 +1186,8 @@ search_rs8(struct msr_index *idx, struct qctx *c)
 {
 	struct probe pr;
 	struct plan *plans = NULL;
-	double scan_cost = 0.0, probe_cost;
+	double scan_cost = 0.0;
+	int use_probe = 0;
 	size_t i;
 
 	if (c->base > c->q->max_mismatches)
@@ -1206,9 +1207,10 @@ search_rs8(struct msr_index *idx, struct qctx *c)
 			plan_run(c, idx->runs[i], &plans[i]);
 			scan_cost += plans[i].cost;
 		}
-		probe_cost = c->budget == 0 && rs8_tables_ok ?
-		    probe_plan(c, idx->runs, idx->nruns, &pr) : 1e300;
-		if (probe_cost < scan_cost) {
+		if (c->budget == 0 && rs8_tables_ok)
+			use_probe = probe_plan(c, idx->runs, idx->nruns, &pr) <
+			    scan_cost;
+		if (use_probe) {
 			probe_rec(&pr, 0, 0, 0);
 		} else {
 			for (i = 0; i < idx->nruns; i++)

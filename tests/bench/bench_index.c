@@ -340,7 +340,8 @@ brute_force(const uint64_t *codes, size_t n, const struct msr_query *q,
 		all[nall].score = msr_query_score(q, all[nall].code.sym);
 		nall++;
 	}
-	qsort(all, nall, sizeof(*all), hit_cmp);
+	if (nall > 1)
+		qsort(all, nall, sizeof(*all), hit_cmp);
 	res->total = nall;
 	res->nhits = nall < LIMIT ? nall : LIMIT;
 	if (res->nhits > 0)
