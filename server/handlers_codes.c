@@ -3,7 +3,7 @@
  * lookup (role investigator).
  *
  * Allocation draws codewords uniformly at random from the whole rs8 space
- * (randombytes_uniform over the 2^30 data words, msr_rs8_from_data), inserts
+ * (libsodium randomness over the 2^30 data words, msr_rs8_from_data), inserts
  * the whole draw in one statement (unnest) and tops up, in the same
  * transaction, whatever collided with a code issued or registered before.
  *
@@ -75,18 +75,30 @@ allocate_round(struct msr_req *r, const char *manufacturer, size_t n, json_t *co
     crypto_hash_sha256_state *digest)
 {
 	uint8_t sym[MSR_RS8_LEN];
+	uint32_t *draw;
 	char *lit, *p;
 	const char *values[2];
 	PGresult *res;
 	long got = -1;
 
 	lit = malloc(n * (MSR_RS8_LEN + 1) + 2);
-	if (lit == NULL)
+	draw = malloc(n * sizeof(*draw));
+	if (lit == NULL || draw == NULL) {
+		free(lit);
+		free(draw);
 		return -1;
+	}
+	/*
+	 * MSR_RS8_DATA_SPACE is 2^30, so the low 30 bits of a uniform 32-bit word
+	 * are exactly what randombytes_uniform(MSR_RS8_DATA_SPACE) returns (no
+	 * rejection needed); one randombytes_buf call serves the whole round
+	 * instead of one getrandom() system call per code.
+	 */
+	randombytes_buf(draw, n * sizeof(*draw));
 	p = lit;
 	*p++ = '{';
 	for (size_t i = 0; i < n; i++) {
-		msr_rs8_from_data(randombytes_uniform(MSR_RS8_DATA_SPACE), sym);
+		msr_rs8_from_data(draw[i] & (MSR_RS8_DATA_SPACE - 1), sym);
 		if (i > 0)
 			*p++ = ',';
 		msr_code_format(sym, MSR_RS8_LEN, p);
@@ -110,6 +122,8 @@ allocate_round(struct msr_req *r, const char *manufacturer, size_t n, json_t *co
 		    res ? PQresultErrorMessage(res) : "connection lost");
 	}
 	PQclear(res);
+	sodium_memzero(draw, n * sizeof(*draw));
+	free(draw);
 	free(lit);
 	return got;
 }

@@ -11,10 +11,13 @@
  *              manufacturer's → 409; unallocated ones are claimed for the
  *              caller (ON CONFLICT DO NOTHING) and checked again;
  *   2. ids:    one nextval per firearm, in request order;
- *   3. insert: firearms and codes in one statement (two data-modifying CTEs,
- *              plain INSERTs) that also calls pg_notify('msreg_codes'), so
- *              every search index follows once the transaction commits;
- *   4. COMMIT.
+ *   3. insert: COPY firearms, COPY codes — PostgreSQL's bulk path, about
+ *              twice as fast as INSERT ... SELECT unnest(...) for 10,000 rows;
+ *              the COPY commands are fixed text like BEGIN, the rows travel
+ *              as COPY data (text format, escaped), so nothing from the
+ *              request is ever parsed as SQL;
+ *   4. pg_notify('msreg_codes') so every search index follows once the
+ *      transaction commits; COMMIT.
  * A unique violation in step 3 (a serial or code registered before, or by a
  * racing request) rolls back; the offending item is then found by one query
  * over the request's serials or codes and named in a 409.
@@ -87,21 +90,6 @@ static const struct msr_db_stmt stmt_ids = {
 	"fa_ids",
 	"SELECT nextval('firearms_id_seq') FROM generate_series(1, $1::int)",
 	1,
-};
-
-static const struct msr_db_stmt stmt_register = {
-	"fa_register",
-	"WITH f AS (INSERT INTO firearms (id, manufacturer_id, model, serial, type, caliber,"
-	"                                 manufactured_on, created_by)"
-	"           SELECT u.id, $1, u.model, u.serial, u.type, u.caliber, u.made,"
-	"                  $2::bigint"
-	"           FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[],"
-	"                       $7::text[], $8::date[])"
-	"                AS u(id, model, serial, type, caliber, made)),"
-	" c AS (INSERT INTO codes (code, scheme, component, firearm_id)"
-	"       SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::bigint[]))"
-	" SELECT pg_notify('msreg_codes', '')",
-	12,
 };
 
 static const struct msr_db_stmt stmt_serials_taken = {
@@ -273,16 +261,6 @@ arr_add(struct arr *a, const char *s)
 		s = q + 1;
 	}
 	arr_put(a, "\"", 1);
-}
-
-static void
-arr_add_int(struct arr *a, long long v)
-{
-	char buf[24];
-
-	snprintf(buf, sizeof(buf), "%lld", v);
-	arr_put(a, a->n++ == 0 ? "{" : ",", 1);
-	arr_put(a, buf, strlen(buf));
 }
 
 /* The finished literal, or NULL when out of memory. */
@@ -675,28 +653,39 @@ assign_ids(struct msr_req *r, struct reg *g)
  * whose serial or code is taken and reply 409.
  */
 static int
-explain_conflict(struct msr_req *r, const struct reg *g, const char *constraint,
-    const struct arr *serials, const struct arr *codes)
+explain_conflict(struct msr_req *r, const struct reg *g, const char *constraint)
 {
+	struct arr keys = { 0 };
 	const char *values[2];
 	PGresult *res = NULL;
-	size_t bad = SIZE_MAX, which = 0;
+	size_t bad = SIZE_MAX, which = 0, k;
 	int serial = strcmp(constraint, "codes_pkey") != 0;
 	int ret;
 
+	if (serial)
+		for (k = 0; k < g->nitems; k++)
+			arr_add(&keys, g->items[k].serial);
+	else
+		for (k = 0; k < g->ncodes; k++)
+			arr_add(&keys, g->codes[k].code);
+	if (arr_end(&keys) == NULL) {
+		msr_reply_unavailable(r, "out of memory");
+		ret = W_REPLIED;
+		goto done;
+	}
 	if (serial) {
 		values[0] = g->manufacturer;
-		values[1] = serials->p;
+		values[1] = keys.p;
 		ret = run(r, &stmt_serials_taken, values, &res);
 	} else {
-		values[0] = codes->p;
+		values[0] = keys.p;
 		ret = run(r, &stmt_codes_taken, values, &res);
 	}
 	if (ret != W_OK)
 		goto done;
 	if (serial) {
 		for (int i = 0; i < PQntuples(res); i++)
-			for (size_t k = 0; k < g->nitems && k < bad; k++)
+			for (k = 0; k < g->nitems && k < bad; k++)
 				if (strcmp(g->items[k].serial, PQgetvalue(res, i, 0)) == 0)
 					bad = k;
 	} else {
@@ -723,64 +712,136 @@ explain_conflict(struct msr_req *r, const struct reg *g, const char *constraint,
 	ret = W_REPLIED;
 done:
 	PQclear(res);
+	arr_free(&keys);
 	return ret;
 }
 
+static int
+notify_codes(struct msr_req *r)
+{
+	PGresult *res = NULL;
+	int ret = run(r, &stmt_notify, NULL, &res);
+
+	PQclear(res);
+	return ret;
+}
+
+/* One field of a COPY text-format row; NULL is \\N. Fields hold no control
+ * characters (msr_jv_string refuses them), but escape them all the same. */
+static void
+copy_field(struct arr *a, const char *s, char sep)
+{
+	const char *q;
+
+	if (s == NULL) {
+		arr_put(a, "\\N", 2);
+	} else {
+		while (*s != '\0') {
+			q = s + strcspn(s, "\\\t\n\r");
+			arr_put(a, s, (size_t)(q - s));
+			if (*q == '\0')
+				break;
+			arr_put(a, *q == '\\' ? "\\\\" : *q == '\t' ? "\\t" :
+			    *q == '\n' ? "\\n" : "\\r", 2);
+			s = q + 1;
+		}
+	}
+	arr_put(a, &sep, 1);
+}
+
+static void
+copy_int(struct arr *a, long long v, char sep)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof(buf), "%lld", v);
+	copy_field(a, buf, sep);
+}
+
 /*
- * Insert the firearms (in serial order) and their codes (in code order) in
- * one statement, notifying the search feed.
+ * COPY rows into a table. The command text is fixed (never built from
+ * input); the rows travel as COPY data. Returns 0, or -1 with *err the failed
+ * result (caller clears; NULL when the connection failed, which marks it
+ * broken).
+ */
+static int
+copy_in(struct msr_req *r, const char *sql, const struct arr *rows, PGresult **err)
+{
+	PGconn *pg = r->db->pg;
+	PGresult *res, *last = NULL;
+	int ok = 0;
+
+	*err = NULL;
+	res = PQexec(pg, sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		*err = res;
+		goto done;
+	}
+	PQclear(res);
+	if (PQputCopyData(pg, rows->p, (int)rows->len) != 1 || PQputCopyEnd(pg, NULL) != 1)
+		goto done;
+	while ((res = PQgetResult(pg)) != NULL) {
+		if (last == NULL)
+			last = res;
+		else
+			PQclear(res);
+	}
+	ok = PQresultStatus(last) == PGRES_COMMAND_OK;
+	if (ok)
+		PQclear(last);
+	else
+		*err = last;
+done:
+	if (!ok && PQstatus(pg) != CONNECTION_OK)
+		r->db->broken = 1;
+	return ok ? 0 : -1;
+}
+
+/*
+ * Insert the firearms (in serial order) and their codes (in code order): one
+ * COPY per table, the bulk path of PostgreSQL, then notify the search feed.
  */
 static int
 insert_all(struct msr_req *r, const struct reg *g, const struct serial_ref *order)
 {
-	struct arr id = { 0 }, model = { 0 }, serial = { 0 }, type = { 0 },
-	    caliber = { 0 }, made = { 0 }, code = { 0 }, scheme = { 0 }, component = { 0 },
-	    firearm = { 0 };
-	const char *values[12];
-	char by[24], constraint[64];
+	struct arr firearms = { 0 }, codes = { 0 };
+	char constraint[64];
 	PGresult *res = NULL;
 	size_t k;
 	int ret = W_OK;
 
 	for (k = 0; k < g->nitems; k++) {
 		const struct reg_item *it = &g->items[order[k].item];
-		arr_add_int(&id, (long long)it->id);
-		arr_add(&model, it->model);
-		arr_add(&serial, it->serial);
-		arr_add(&type, it->type);
-		arr_add(&caliber, it->caliber);
-		arr_add(&made, it->made);
+		copy_int(&firearms, (long long)it->id, '\t');
+		copy_field(&firearms, g->manufacturer, '\t');
+		copy_field(&firearms, it->model, '\t');
+		copy_field(&firearms, it->serial, '\t');
+		copy_field(&firearms, it->type, '\t');
+		copy_field(&firearms, it->caliber, '\t');
+		copy_field(&firearms, it->made, '\t');
+		copy_int(&firearms, (long long)r->client.id, '\n');
 	}
 	for (k = 0; k < g->ncodes; k++) {
-		arr_add(&code, g->codes[k].code);
-		arr_add(&scheme, g->codes[k].scheme);
-		arr_add(&component, g->codes[k].component);
-		arr_add_int(&firearm, (long long)g->items[g->codes[k].item].id);
+		copy_field(&codes, g->codes[k].code, '\t');
+		copy_field(&codes, g->codes[k].scheme, '\t');
+		copy_field(&codes, g->codes[k].component, '\t');
+		copy_int(&codes, (long long)g->items[g->codes[k].item].id, '\n');
 	}
-	snprintf(by, sizeof(by), "%lld", (long long)r->client.id);
-	values[0] = g->manufacturer;
-	values[1] = by;
-	values[2] = arr_end(&id);
-	values[3] = arr_end(&model);
-	values[4] = arr_end(&serial);
-	values[5] = arr_end(&type);
-	values[6] = arr_end(&caliber);
-	values[7] = arr_end(&made);
-	values[8] = arr_end(&code);
-	values[9] = arr_end(&scheme);
-	values[10] = arr_end(&component);
-	values[11] = arr_end(&firearm);
-	for (k = 2; k < 12; k++)
-		if (values[k] == NULL) {
-			msr_reply_unavailable(r, "out of memory");
-			ret = W_REPLIED;
-			goto done;
-		}
-	res = msr_db_exec(r->db, &stmt_register, values);
-	if (msr_db_ok(res))
+	if (firearms.oom || codes.oom) {
+		msr_reply_unavailable(r, "out of memory");
+		ret = W_REPLIED;
 		goto done;
+	}
+	if (copy_in(r, "COPY firearms (id, manufacturer_id, model, serial, type, caliber,"
+	    " manufactured_on, created_by) FROM STDIN", &firearms, &res) != 0 ||
+	    copy_in(r, "COPY codes (code, scheme, component, firearm_id) FROM STDIN",
+	    &codes, &res) != 0)
+		goto failed;
+	ret = notify_codes(r);
+	goto done;
+failed:
 	if (strcmp(msr_db_sqlstate(res), "23505") != 0) {
-		ret = db_failed(r, res, stmt_register.name);
+		ret = db_failed(r, res, "registration COPY");
 		res = NULL;
 		goto done;
 	}
@@ -792,29 +853,11 @@ insert_all(struct msr_req *r, const struct reg *g, const struct serial_ref *orde
 		ret = W_REPLIED;
 		goto done;
 	}
-	ret = explain_conflict(r, g, constraint, &serial, &code);
+	ret = explain_conflict(r, g, constraint);
 done:
 	PQclear(res);
-	arr_free(&id);
-	arr_free(&model);
-	arr_free(&serial);
-	arr_free(&type);
-	arr_free(&caliber);
-	arr_free(&made);
-	arr_free(&code);
-	arr_free(&scheme);
-	arr_free(&component);
-	arr_free(&firearm);
-	return ret;
-}
-
-static int
-notify_codes(struct msr_req *r)
-{
-	PGresult *res = NULL;
-	int ret = run(r, &stmt_notify, NULL, &res);
-
-	PQclear(res);
+	arr_free(&firearms);
+	arr_free(&codes);
 	return ret;
 }
 
