@@ -8,7 +8,7 @@
 #   make lint       cppcheck + clang-tidy
 #   make SANITIZE=address,undefined ...   build everything with sanitizers
 
-PKGS      := libmicrohttpd libpq jansson libsodium inih libsystemd libcurl
+PKGS      := libmicrohttpd libpq jansson libsodium inih libsystemd libcurl libcrypto
 CC        ?= cc
 BUILD     := build
 BIN       := bin
