@@ -489,8 +489,39 @@ START_TEST(batch_all_or_nothing)
 
 	for (size_t i = 100; i < 400; i++)
 		json_array_append(rest, json_array_get(codes, i));
-	/* success: 100 firearms, ids in request order */
-	reply = xreq("POST", "/v1/firearms/batch", k_acme, batch("B1", codes, 100), 201, NULL);
+	/* success: 100 firearms, ids in request order, the audit entry names them */
+	{
+		struct msr_it_resp r;
+		json_t *b = batch("B1", codes, 100), *e, *runs, *run;
+		char *text = json_dumps(b, JSON_COMPACT), *entry;
+		json_int_t covered = 0;
+		size_t i;
+
+		ck_assert_int_eq(msr_it_request(&it, "POST", "/v1/firearms/batch", k_acme, NULL,
+		    text, &r), 0);
+		ck_assert_int_eq(r.status, 201);
+		ck_assert_int_ge(r.audit_index, 0);
+		reply = json_incref(r.json);
+		entry = sql1("SELECT convert_from(leaf, 'UTF8') FROM audit_entries WHERE idx = %ld",
+		    r.audit_index);
+		e = json_loads(entry, 0, NULL);
+		ck_assert_int_eq(json_integer_value(json_object_get(e, "created")), 100);
+		runs = json_object_get(e, "firearm_id_ranges");
+		json_array_foreach(runs, i, run) {
+			json_int_t lo = json_integer_value(json_array_get(run, 0));
+			json_int_t hi = json_integer_value(json_array_get(run, 1));
+			ck_assert_int_le(lo, hi);
+			covered += hi - lo + 1;
+		}
+		ck_assert_int_eq(covered, 100);
+		ck_assert_int_eq(json_integer_value(json_array_get(json_array_get(runs, 0), 0)),
+		    json_integer_value(json_array_get(json_object_get(reply, "ids"), 0)));
+		json_decref(e);
+		json_decref(b);
+		free(entry);
+		free(text);
+		msr_it_resp_free(&r);
+	}
 	ck_assert_int_eq((int)json_integer_value(json_object_get(reply, "created")), 100);
 	ids = json_object_get(reply, "ids");
 	ck_assert_int_eq((int)json_array_size(ids), 100);
@@ -1271,6 +1302,22 @@ START_TEST(allocation_property)
 }
 END_TEST
 
+START_TEST(openapi_documents_registry)
+{
+	static const char *const paths[] = { "/v1/codes/allocate", "/v1/codes/{code}",
+	    "/v1/firearms", "/v1/firearms/batch", "/v1/firearms/{id}",
+	    "/v1/firearms/{id}/codes", "/v1/sales", NULL };
+	json_t *doc = xreq("GET", "/v1/openapi.json", NULL, NULL, 200, NULL);
+
+	for (int i = 0; paths[i] != NULL; i++)
+		ck_assert_msg(json_object_get(json_object_get(doc, "paths"), paths[i]) != NULL,
+		    "openapi.json lacks %s", paths[i]);
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(json_object_get(doc,
+	    "components"), "schemas"), "Firearm"));
+	json_decref(doc);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1292,6 +1339,7 @@ main(void)
 	tcase_add_test(tc, concurrent_allocation);
 	tcase_add_test(tc, racing_registrations);
 	tcase_add_test(tc, allocation_property);
+	tcase_add_test(tc, openapi_documents_registry);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
