@@ -1302,6 +1302,67 @@ START_TEST(allocation_property)
 }
 END_TEST
 
+/* ---- database failures ---------------------------------------------------- */
+
+static void
+expect_unavailable(const char *method, const char *path, const char *key, json_t *body)
+{
+	struct msr_it_resp r;
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	ck_assert_int_eq(msr_it_request(&it, method, path, key, NULL, text, &r), 0);
+	ck_assert_msg(r.status == 503, "%s %s: %ld, want 503: %s", method, path, r.status,
+	    r.body);
+	ck_assert_str_eq(msr_it_error_code(&r), "unavailable");
+	ck_assert_str_eq(r.retry_after, "1");
+	msr_it_resp_free(&r);
+	free(text);
+	json_decref(body);
+}
+
+START_TEST(database_errors_are_503)
+{
+	char code[17], code2[17], path[96], lpath[160];
+	json_int_t id = register_free(k_acme, "DBERR-1", code);
+
+	/* a failing statement (here: a privilege taken away) is 503, never 500 */
+	ck_assert_int_eq(msr_it_sql(&it, "REVOKE INSERT ON firearms FROM msreg_app"), 0);
+	random_free(code2, 12);
+	expect_unavailable("POST", "/v1/firearms", k_acme, firearm("DBERR-2", code2, "free"));
+	expect_unavailable("POST", "/v1/firearms/batch", k_acme, json_pack("{s:[o]}",
+	    "firearms", firearm("DBERR-2", code2, "free")));
+	ck_assert_int_eq(msr_it_sql(&it, "GRANT INSERT ON firearms TO msreg_app"), 0);
+
+	ck_assert_int_eq(msr_it_sql(&it, "REVOKE INSERT ON code_allocations FROM msreg_app"), 0);
+	expect_unavailable("POST", "/v1/codes/allocate", k_acme, json_pack("{s:i}", "count", 5));
+	ck_assert_int_eq(msr_it_sql(&it, "GRANT INSERT ON code_allocations TO msreg_app"), 0);
+
+	ck_assert_int_eq(msr_it_sql(&it, "REVOKE UPDATE ON codes FROM msreg_app"), 0);
+	snprintf(path, sizeof(path), "/v1/firearms/%lld/codes", (long long)id);
+	expect_unavailable("POST", path, k_acme, json_pack("{s:s, s:s, s:s, s:s}", "code",
+	    code2, "component", "firing_pin", "scheme", "free", "replaces", code));
+	ck_assert_int_eq(msr_it_sql(&it, "GRANT UPDATE ON codes TO msreg_app"), 0);
+
+	ck_assert_int_eq(msr_it_sql(&it, "REVOKE SELECT, INSERT ON first_sales FROM msreg_app"),
+	    0);
+	snprintf(path, sizeof(path), "/v1/firearms/%lld", (long long)id);
+	expect_unavailable("GET", path, k_acme, NULL);
+	lookup_path(lpath, sizeof(lpath), code);
+	expect_unavailable("GET", lpath, k_inv, NULL);
+	expect_unavailable("POST", "/v1/sales", k_dealer, sale("acme", "DBERR-1", "2026-02-01",
+	    "CA"));
+	ck_assert_int_eq(msr_it_sql(&it, "GRANT SELECT, INSERT ON first_sales TO msreg_app"), 0);
+
+	/* nothing half-done, and everything works again */
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM codes WHERE code = '%s'", code2), 0);
+	xcheck("GET", lpath, k_inv, NULL, 200, NULL);
+	xcheck("POST", "/v1/firearms/batch", k_acme, json_pack("{s:[o]}", "firearms",
+	    firearm("DBERR-2", code2, "free")), 201, NULL);
+	xcheck("POST", "/v1/sales", k_dealer, sale("acme", "DBERR-1", "2026-02-01", "CA"), 201,
+	    NULL);
+}
+END_TEST
+
 START_TEST(openapi_documents_registry)
 {
 	static const char *const paths[] = { "/v1/codes/allocate", "/v1/codes/{code}",
@@ -1339,6 +1400,7 @@ main(void)
 	tcase_add_test(tc, concurrent_allocation);
 	tcase_add_test(tc, racing_registrations);
 	tcase_add_test(tc, allocation_property);
+	tcase_add_test(tc, database_errors_are_503);
 	tcase_add_test(tc, openapi_documents_registry);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
