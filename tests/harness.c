@@ -179,11 +179,11 @@ create_database(struct msr_it *it)
 }
 
 static void
-write_config(struct msr_it *it, const char *extra, const char *tag)
+write_config(struct msr_it *it, const char *extra)
 {
 	FILE *f;
 
-	snprintf(it->config, sizeof(it->config), "%s/msreg%s.ini", it->dir, tag);
+	snprintf(it->config, sizeof(it->config), "%s/msreg.ini", it->dir);
 	snprintf(it->keyfile, sizeof(it->keyfile), "%s/audit.key", it->dir);
 	f = fopen(it->config, "w");
 	if (f == NULL)
@@ -217,7 +217,7 @@ msr_it_setup(struct msr_it *it, const char *name, const char *extra_ini)
 	mkdir(it->dir, 0700);
 	it->port = free_port();
 	create_database(it);
-	write_config(it, extra_ini, "");
+	write_config(it, extra_ini);
 
 	snprintf(path, sizeof(path), "%s/msreg", it->bin);
 	snprintf(origin, sizeof(origin), "it.msreg.test/%s", name);
@@ -251,15 +251,27 @@ msr_it_setup(struct msr_it *it, const char *name, const char *extra_ini)
 void
 msr_it_instance(const struct msr_it *src, struct msr_it *dst, const char *tag)
 {
-	char suffix[80];
+	char line[1024];
+	FILE *in, *out;
 
 	*dst = *src;
 	dst->pid = 0;
 	dst->port = free_port();
-	snprintf(suffix, sizeof(suffix), "-%s", tag);
-	write_config(dst, NULL, suffix);
+	snprintf(dst->config, sizeof(dst->config), "%s/msreg-%s.ini", src->dir, tag);
+	in = fopen(src->config, "r");
+	out = fopen(dst->config, "w");
+	if (in == NULL || out == NULL)
+		die("cannot copy %s to %s", src->config, dst->config);
+	while (fgets(line, sizeof(line), in) != NULL) {
+		if (strncmp(line, "port = ", 7) == 0)
+			fprintf(out, "port = %d\n", dst->port);
+		else
+			fputs(line, out);
+	}
+	fclose(in);
+	fclose(out);
 	if (msr_it_start(dst) != 0)
-		die("second msregd instance did not become healthy");
+		die("msregd instance %s did not become healthy", tag);
 }
 
 int

@@ -58,7 +58,7 @@ void msr_it_setup(struct msr_it *it, const char *name, const char *extra_ini);
 void msr_it_teardown(struct msr_it *it);
 /*
  * Another msregd instance on the same database and signer key: copies src into
- * dst with a new port and its own config file (tag names it), and starts it.
+ * dst with a new port and a copy of src's config file (tag names it), and starts it.
  * Stop it with msr_it_teardown(dst). Aborts on failure.
  */
 void msr_it_instance(const struct msr_it *src, struct msr_it *dst, const char *tag);

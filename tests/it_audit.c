@@ -539,49 +539,6 @@ END_TEST
 
 /* ---- two msregd instances, one database ---- */
 
-static int
-free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	memset(&a, 0, sizeof(a));
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	getsockname(fd, (struct sockaddr *)&a, &len);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-/* A second instance: same database and key, another port and config file. */
-static void
-second_instance(struct msr_it *it2)
-{
-	char line[1024];
-	FILE *in, *out;
-
-	*it2 = it;
-	it2->pid = 0;
-	it2->port = free_port();
-	snprintf(it2->config, sizeof(it2->config), "%s/msreg2.ini", it.dir);
-	in = fopen(it.config, "r");
-	out = fopen(it2->config, "w");
-	ck_assert_ptr_nonnull(in);
-	ck_assert_ptr_nonnull(out);
-	while (fgets(line, sizeof(line), in) != NULL) {
-		if (strncmp(line, "port = ", 7) == 0)
-			fprintf(out, "port = %d\n", it2->port);
-		else
-			fputs(line, out);
-	}
-	fclose(in);
-	fclose(out);
-	ck_assert_int_eq(msr_it_start(it2), 0);
-}
-
 struct duo {
 	struct msr_it	*inst;
 	int		 id;
@@ -616,7 +573,7 @@ START_TEST(two_instances_share_one_log)
 	struct msr_note_checkpoint cp;
 	char *out = NULL;
 
-	second_instance(&it2);
+	msr_it_instance(&it, &it2, "b");
 	for (int i = 0; i < 4; i++) {
 		d[i].inst = i % 2 ? &it2 : &it;
 		d[i].id = i;
