@@ -48,7 +48,10 @@ rand_below(unsigned n)
 static void
 add_code(const char *c)
 {
-	codes = realloc(codes, (ncodes + 1) * sizeof(*codes));
+	char **p = realloc(codes, (ncodes + 1) * sizeof(*codes));
+
+	ck_assert_ptr_nonnull(p);
+	codes = p;
 	codes[ncodes++] = strdup(c);
 }
 
