@@ -42,4 +42,4 @@ echo "msregd: http://127.0.0.1:$port  (config $cfg; Ctrl-C stops it and the clus
 bin/msregd --config "$cfg" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid; deploy/pg.sh stop "$pgbase"' EXIT INT TERM
-wait $pid
+wait $pid || true
