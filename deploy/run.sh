@@ -41,5 +41,5 @@ port=$(sed -n 's/^port = //p' "$cfg" | head -1)
 echo "msregd: http://127.0.0.1:$port  (config $cfg; Ctrl-C stops it and the cluster)"
 bin/msregd --config "$cfg" &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid; deploy/pg.sh stop "$pgbase"' EXIT INT TERM
+trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; deploy/pg.sh stop "$pgbase"' EXIT INT TERM
 wait $pid || true
