@@ -461,7 +461,8 @@ reg_check_duplicates(struct msr_req *r, struct reg *g, struct serial_ref **order
 	const char *what = NULL;
 
 	*order = NULL;
-	qsort(g->codes, g->ncodes, sizeof(*g->codes), cmp_code);
+	if (g->ncodes > 1)
+		qsort(g->codes, g->ncodes, sizeof(*g->codes), cmp_code);
 	for (k = 1; k < g->ncodes; k++) {
 		if (strcmp(g->codes[k - 1].code, g->codes[k].code) != 0)
 			continue;

@@ -160,16 +160,17 @@ alloc_thread(void *arg)
 	snprintf(body, sizeof(body), "{\"count\":%d}", BATCH);
 	j->ok = 1;
 	for (int i = 0; i < j->requests; i++) {
-		json_t *reply, *v;
-		size_t n;
+		json_t *reply, *list;
 		if (client_call(&c, "POST", "/v1/codes/allocate", body) != 201) {
 			fprintf(stderr, "allocate: %s\n", c.buf ? c.buf : "");
 			j->ok = 0;
 			break;
 		}
 		reply = json_loads(c.buf, 0, NULL);
-		json_array_foreach(json_object_get(reply, "codes"), n, v)
-			memcpy(j->codes + CODE_LEN * k++, json_string_value(v), CODE_LEN);
+		list = json_object_get(reply, "codes");
+		for (size_t n = 0; n < json_array_size(list); n++)
+			memcpy(j->codes + CODE_LEN * k++, json_string_value(json_array_get(list, n)),
+			    CODE_LEN);
 		json_decref(reply);
 	}
 	client_free(&c);
