@@ -15,7 +15,9 @@
  *     be drawn; the NOT EXISTS against codes also covers rows that reached the
  *     codes table without a claim (imports).
  *  2. An allocation is all or nothing: the codes handed out are exactly the
- *     rows committed, in one transaction, and exactly `count` of them.
+ *     rows committed, in one transaction, and exactly `count` of them; they
+ *     are returned in ascending order (see allocate_round), which says
+ *     nothing about any one code.
  *  3. A lookup answers only for a normalised, well-formed code and a request
  *     that names its case and purpose; its audit entry records both, the
  *     normalised query and what was returned (code, firearm id, count), also
@@ -66,9 +68,26 @@ static const struct msr_db_stmt stmt_lookup = {
 
 /* ---- allocation ---------------------------------------------------------- */
 
+enum { ALLOC_FAILED = -1, ALLOC_RETRY = -2 };
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /*
  * One round: draw n codes, insert them, append the ones stored to codes and
- * the digest. Returns the number stored, or -1 on a database failure.
+ * the digest. Returns the number stored, ALLOC_RETRY on a deadlock, or
+ * ALLOC_FAILED on any other database failure.
+ *
+ * Two concurrent rounds of 10,000 draws share a code with probability about
+ * 0.09 (birthday bound over 2^30), and the second inserter of a shared code
+ * waits for the first. Drawing in ascending order (the codes sort like their
+ * data words) makes every round take those waits in the same order, so
+ * rounds never wait for each other in a cycle.
  */
 static long
 allocate_round(struct msr_req *r, const char *manufacturer, size_t n, json_t *codes,
@@ -79,14 +98,14 @@ allocate_round(struct msr_req *r, const char *manufacturer, size_t n, json_t *co
 	char *lit, *p;
 	const char *values[2];
 	PGresult *res;
-	long got = -1;
+	long got = ALLOC_FAILED;
 
 	lit = malloc(n * (MSR_RS8_LEN + 1) + 2);
 	draw = malloc(n * sizeof(*draw));
 	if (lit == NULL || draw == NULL) {
 		free(lit);
 		free(draw);
-		return -1;
+		return ALLOC_FAILED;
 	}
 	/*
 	 * MSR_RS8_DATA_SPACE is 2^30, so the low 30 bits of a uniform 32-bit word
@@ -95,10 +114,13 @@ allocate_round(struct msr_req *r, const char *manufacturer, size_t n, json_t *co
 	 * instead of one getrandom() system call per code.
 	 */
 	randombytes_buf(draw, n * sizeof(*draw));
+	for (size_t i = 0; i < n; i++)
+		draw[i] &= MSR_RS8_DATA_SPACE - 1;
+	qsort(draw, n, sizeof(*draw), cmp_u32);
 	p = lit;
 	*p++ = '{';
 	for (size_t i = 0; i < n; i++) {
-		msr_rs8_from_data(draw[i] & (MSR_RS8_DATA_SPACE - 1), sym);
+		msr_rs8_from_data(draw[i], sym);
 		if (i > 0)
 			*p++ = ',';
 		msr_code_format(sym, MSR_RS8_LEN, p);
@@ -117,6 +139,8 @@ allocate_round(struct msr_req *r, const char *manufacturer, size_t n, json_t *co
 			crypto_hash_sha256_update(digest, (const unsigned char *)c, strlen(c));
 			crypto_hash_sha256_update(digest, (const unsigned char *)"\n", 1);
 		}
+	} else if (strcmp(msr_db_sqlstate(res), "40P01") == 0) {
+		got = ALLOC_RETRY;
 	} else {
 		log_warn("code allocation failed: %s",
 		    res ? PQresultErrorMessage(res) : "connection lost");
@@ -126,6 +150,34 @@ allocate_round(struct msr_req *r, const char *manufacturer, size_t n, json_t *co
 	free(draw);
 	free(lit);
 	return got;
+}
+
+/*
+ * Allocate count codes in one transaction into codes (emptied first) and the
+ * digest. Returns 0, ALLOC_RETRY or ALLOC_FAILED (rolled back).
+ */
+static int
+allocate_all(struct msr_req *r, const char *manufacturer, size_t count, json_t *codes,
+    crypto_hash_sha256_state *digest)
+{
+	size_t need = count;
+	long got = 0;
+	int round;
+
+	json_array_clear(codes);
+	crypto_hash_sha256_init(digest);
+	if (msr_db_command(r->db, "BEGIN") != 0)
+		return ALLOC_FAILED;
+	for (round = 0; need > 0 && round < ALLOC_ROUNDS; round++) {
+		got = allocate_round(r, manufacturer, need, codes, digest);
+		if (got < 0)
+			break;
+		need -= (size_t)got;
+	}
+	if (need == 0 && msr_db_command(r->db, "COMMIT") == 0)
+		return 0;
+	msr_db_command(r->db, "ROLLBACK");
+	return got == ALLOC_RETRY ? ALLOC_RETRY : ALLOC_FAILED;
 }
 
 void
@@ -138,9 +190,7 @@ msr_h_codes_allocate(struct msr_req *r)
 	crypto_hash_sha256_state digest;
 	unsigned char hash[crypto_hash_sha256_BYTES];
 	char hex[2 * crypto_hash_sha256_BYTES + 1];
-	size_t need;
-	long got;
-	int round;
+	int rc = ALLOC_RETRY;
 
 	if (manufacturer[0] == '\0') {
 		msr_reply_error(r, 403, "forbidden", NULL,
@@ -155,20 +205,9 @@ msr_h_codes_allocate(struct msr_req *r)
 	if (msr_req_db(r) == NULL)
 		goto done;
 	codes = json_array();
-	crypto_hash_sha256_init(&digest);
-	if (codes == NULL || msr_db_command(r->db, "BEGIN") != 0) {
-		msr_reply_unavailable(r, "the database is unavailable");
-		goto done;
-	}
-	need = (size_t)count;
-	for (round = 0; need > 0 && round < ALLOC_ROUNDS; round++) {
-		got = allocate_round(r, manufacturer, need, codes, &digest);
-		if (got < 0)
-			break;
-		need -= (size_t)got;
-	}
-	if (need > 0 || msr_db_command(r->db, "COMMIT") != 0) {
-		msr_db_command(r->db, "ROLLBACK");
+	for (int attempt = 0; codes != NULL && attempt < 3 && rc == ALLOC_RETRY; attempt++)
+		rc = allocate_all(r, manufacturer, (size_t)count, codes, &digest);
+	if (rc != 0) {
 		msr_reply_unavailable(r, "the database is unavailable; no codes were allocated");
 		goto done;
 	}

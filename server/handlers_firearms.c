@@ -74,7 +74,7 @@ static const struct msr_db_stmt stmt_owners = {
 	"fa_owners",
 	"SELECT u.code, a.manufacturer_id FROM unnest($1::text[]) AS u(code)"
 	" LEFT JOIN code_allocations a ON a.code = u.code"
-	" WHERE a.manufacturer_id IS DISTINCT FROM $2",
+	" WHERE a.manufacturer_id IS DISTINCT FROM $2 ORDER BY u.code",
 	2,
 };
 
@@ -601,7 +601,8 @@ check_owners(struct msr_req *r, const struct reg *g)
 			ret = reserved_elsewhere(r, g, res);
 			goto done;
 		}
-	/* unallocated codewords: claim them, then look again (a racing claim may win) */
+	/* unallocated codewords: claim them (in code order, invariant 4), then look
+	 * again (a racing claim may win) */
 	for (i = 0; i < PQntuples(res); i++)
 		arr_add(&claim, PQgetvalue(res, i, 0));
 	PQclear(res);
