@@ -6,13 +6,15 @@
  * A registration is validated completely in C first — fields, code syntax and
  * rs8 check symbols, duplicate codes and serials within the request — and then
  * written by a fixed number of set-based statements in one transaction,
- * whatever the number of firearms (arrays passed as parameters and unnested):
+ * whatever the number of firearms (arrays passed as parameters, rows as COPY
+ * data; never one round trip per firearm):
  *   1. owners: the 8-symbol codes' entries in code_allocations; another
  *              manufacturer's → 409; unallocated ones are claimed for the
  *              caller (ON CONFLICT DO NOTHING) and checked again;
  *   2. ids:    one nextval per firearm, in request order;
- *   3. insert: COPY firearms, COPY codes — PostgreSQL's bulk path, about
- *              twice as fast as INSERT ... SELECT unnest(...) for 10,000 rows;
+ *   3. insert: COPY firearms, COPY codes — PostgreSQL's bulk path, which
+ *              measured about twice as fast here as one INSERT ... SELECT
+ *              FROM unnest(...) per table for 10,000 rows;
  *              the COPY commands are fixed text like BEGIN, the rows travel
  *              as COPY data (text format, escaped), so nothing from the
  *              request is ever parsed as SQL;
@@ -1068,11 +1070,17 @@ msr_h_firearm_get(struct msr_req *r)
 	const char *manufacturer;
 	json_t *firearm = NULL;
 	int64_t id;
+	int ret;
 
 	if (caller_manufacturer(r, &manufacturer) != 0 || path_id(r, &id) != 0)
 		return;
 	msr_audit_note(r, "firearm_id", json_integer(id));
-	if (msr_req_db(r) == NULL || fetch_firearm(r, id, manufacturer, &firearm) != W_OK)
+	if (msr_req_db(r) == NULL)
+		return;
+	ret = fetch_firearm(r, id, manufacturer, &firearm);
+	if (ret == W_RETRY)
+		msr_reply_unavailable(r, "the database is busy; retry");
+	if (ret != W_OK)
 		return;
 	if (firearm == NULL) {
 		not_found(r, id);
