@@ -1548,7 +1548,8 @@ merge_delta(struct msr_index *idx)
 	runs = malloc((keep + 1) * sizeof(*runs));
 	if (old == NULL || runs == NULL)
 		goto done;
-	memcpy(old, idx->runs + keep, nold * sizeof(*old));
+	if (nold > 0)
+		memcpy(old, idx->runs + keep, nold * sizeof(*old));
 	if (keep > 0)
 		memcpy(runs, idx->runs, keep * sizeof(*runs));
 	runs[keep] = r;

@@ -246,6 +246,8 @@ msr_it_setup(struct msr_it *it, const char *name, const char *extra_ini)
 	}
 	if (msr_it_start(it) != 0)
 		die("msregd did not become healthy");
+	if (msr_it_wait_ready(it, 60000) != 0)
+		die("msregd did not become ready (database, audit log, search index)");
 }
 
 void
@@ -302,6 +304,19 @@ msr_it_start(struct msr_it *it)
 			fprintf(stderr, "harness: msregd exited; see %s\n", logpath);
 			return -1;
 		}
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+int
+msr_it_wait_ready(struct msr_it *it, int timeout_ms)
+{
+	struct timespec ts = { 0, 50 * 1000000L };
+
+	for (int waited = 0; waited < timeout_ms; waited += 50) {
+		if (msr_it_status(it, "GET", "/readyz", NULL, NULL) == 200)
+			return 0;
 		nanosleep(&ts, NULL);
 	}
 	return -1;

@@ -64,6 +64,8 @@ void msr_it_teardown(struct msr_it *it);
 void msr_it_instance(const struct msr_it *src, struct msr_it *dst, const char *tag);
 /* Start msregd and wait for /healthz (10 s). 0 on success. */
 int msr_it_start(struct msr_it *it);
+/* Wait until /readyz answers 200 (timeout_ms). 0 if it did. */
+int msr_it_wait_ready(struct msr_it *it, int timeout_ms);
 /* Send sig to msregd and reap it. */
 void msr_it_stop(struct msr_it *it, int sig);
 

@@ -92,7 +92,7 @@ random_free_code(char *out)
 static json_t *
 search(const char *key, json_t *readings, int mm, int limit, struct msr_it_resp *r)
 {
-	json_t *req = json_pack("{s:s, s:s, s:O, s:i, s:i}", "case_number", "HPD-2026-004211",
+	json_t *req = json_pack("{s:s, s:s, s:o, s:i, s:i}", "case_number", "HPD-2026-004211",
 	    "purpose", "homicide", "readings", readings, "max_mismatches", mm, "limit", limit);
 	char *body = json_dumps(req, JSON_COMPACT);
 
