@@ -26,4 +26,12 @@ for t in "$@"; do
 		fail=1
 	fi
 done
+# A sanitizer report from a daemon fails the run even if every test passed.
+if grep -l -E 'runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer' \
+    "$base"/it-*/msregd.log >/dev/null 2>&1; then
+	echo "FAILED: sanitizer reports in msregd logs:" >&2
+	grep -h -A5 -E 'runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer' \
+	    "$base"/it-*/msregd.log | head -60 >&2
+	fail=1
+fi
 exit $fail
