@@ -120,7 +120,7 @@ msr_h_client_create(struct msr_req *r)
 	    msr_jv_string(r, r->json, "org", 0, 200, &org) != 0)
 		return;
 	role = msr_role_parse(role_s);
-	if (msr_req_db(r) == NULL || check_org(r, role, org) != 0)
+	if (msr_req_begin(r) != 0 || check_org(r, role, org) != 0)
 		return;
 	if (msr_auth_create_client(r->db, r->srv->key_secret, name, role, org, key, &id,
 	    err, sizeof(err)) != 0) {
@@ -132,6 +132,7 @@ msr_h_client_create(struct msr_req *r)
 	msr_reply_json(r, 201, json_pack("{s:I, s:s, s:s, s:s, s:s?}", "id", (json_int_t)id,
 	    "api_key", key, "name", name, "role", role_s, "org", org));
 	explicit_bzero(key, sizeof(key));
+	msr_req_commit(r);
 }
 
 void
@@ -147,7 +148,7 @@ msr_h_client_revoke(struct msr_req *r)
 		return;
 	}
 	msr_audit_note(r, "revoked_client", json_integer(id));
-	if (msr_req_db(r) == NULL)
+	if (msr_req_begin(r) != 0)
 		return;
 	res = msr_db_exec(r->db, &stmt_revoke, values);
 	if (!msr_db_ok(res)) {
@@ -156,6 +157,7 @@ msr_h_client_revoke(struct msr_req *r)
 		msr_reply_error(r, 404, "not_found", NULL, "no client %lld", (long long)id);
 	} else {
 		msr_reply_text(r, 204, "application/json", NULL);
+		msr_req_commit(r);
 	}
 	PQclear(res);
 }
@@ -185,7 +187,7 @@ msr_h_manufacturer_create(struct msr_req *r)
 		return;
 	}
 	msr_audit_note(r, "manufacturer", json_string(id));
-	if (msr_req_db(r) == NULL)
+	if (msr_req_begin(r) != 0)
 		return;
 	values[0] = id;
 	values[1] = name;
@@ -199,6 +201,7 @@ msr_h_manufacturer_create(struct msr_req *r)
 	} else {
 		msr_reply_json(r, 201, json_pack("{s:s, s:s, s:s?, s:s}", "id", id,
 		    "name", name, "ffl", ffl, "created_at", PQgetvalue(res, 0, 3)));
+		msr_req_commit(r);
 	}
 	PQclear(res);
 }

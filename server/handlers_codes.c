@@ -174,8 +174,10 @@ allocate_all(struct msr_req *r, const char *manufacturer, size_t count, json_t *
 			break;
 		need -= (size_t)got;
 	}
-	if (need == 0 && msr_db_command(r->db, "COMMIT") == 0)
+	if (need == 0) {
+		msr_req_commit(r);       /* committed once the audit entry is durable */
 		return 0;
+	}
 	msr_db_command(r->db, "ROLLBACK");
 	return got == ALLOC_RETRY ? ALLOC_RETRY : ALLOC_FAILED;
 }

@@ -889,13 +889,11 @@ done:
 	return ret;
 }
 
+/* The middleware commits once the request's audit entry is durable. */
 static int
 commit(struct msr_req *r)
 {
-	if (msr_db_command(r->db, "COMMIT") != 0) {
-		msr_reply_unavailable(r, "the database is unavailable; nothing was stored");
-		return W_REPLIED;
-	}
+	msr_req_commit(r);
 	return W_OK;
 }
 

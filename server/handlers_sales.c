@@ -85,8 +85,8 @@ msr_h_sale_create(struct msr_req *r)
 	}
 	msr_audit_note(r, "manufacturer", json_string(manufacturer));
 	msr_audit_note(r, "serial", json_string(serial));
-	/* do */
-	if (msr_req_db(r) == NULL)
+	/* do: one statement in a transaction committed with the audit entry */
+	if (msr_req_begin(r) != 0)
 		goto done;
 	snprintf(by, sizeof(by), "%lld", (long long)r->client.id);
 	values[0] = manufacturer;
@@ -130,6 +130,7 @@ msr_h_sale_create(struct msr_req *r)
 	    "firearm_id", id, "manufacturer", manufacturer, "serial", serial,
 	    "dealer_ffl", r->client.org, "sold_on", sold_on, "transaction_ref", ref,
 	    "state", state, "recorded_at", PQgetvalue(res, 0, 3)));
+	msr_req_commit(r);
 done:
 	PQclear(res);
 }

@@ -17,7 +17,13 @@
  *  4. An audited route's reply is queued only after msr_audit_append() made its
  *     entry durable; if that fails the reply is replaced by 503 unavailable.
  *  5. The request's database connection is released before the audit wait, so
- *     requests waiting for a group commit hold no pool slot.
+ *     requests waiting for a group commit hold no pool slot — except a write
+ *     whose transaction waits for its entry (invariant 6).
+ *  6. A write transaction (msr_req_commit) commits only after its audit entry
+ *     is durable; if the entry fails it is rolled back; if the commit fails
+ *     after the entry, a second entry records that nothing was stored and the
+ *     reply is 503. So every stored change has a durable entry, and the log
+ *     never claims a change that was not made without saying so.
  */
 #include "msreg/http.h"
 
@@ -129,6 +135,24 @@ const char *
 msr_req_arg(struct msr_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+int
+msr_req_begin(struct msr_req *r)
+{
+	if (msr_req_db(r) == NULL)
+		return -1;
+	if (msr_db_command(r->db, "BEGIN") != 0) {
+		msr_reply_unavailable(r, "the database is unavailable");
+		return -1;
+	}
+	return 0;
+}
+
+void
+msr_req_commit(struct msr_req *r)
+{
+	r->commit_pending = 1;
 }
 
 struct msr_db_conn *
@@ -357,6 +381,31 @@ audit_request(struct msr_req *r)
 	json_decref(entry);
 }
 
+/*
+ * Commit a write left open by its handler, now that its audit entry (if the
+ * route is audited) is durable. See invariant 6.
+ */
+static void
+finish_write(struct msr_req *r, int audited)
+{
+	int64_t first = r->audit_index;
+
+	r->commit_pending = 0;
+	if (r->db == NULL)
+		return;
+	if (audited && first < 0)
+		return;             /* the entry failed: released below, rolled back */
+	if (msr_db_command(r->db, "COMMIT") == 0)
+		return;
+	log_error("commit failed for %s %s after its audit entry %lld was durable;"
+	    " nothing was stored", r->method, r->path, (long long)first);
+	msr_reply_unavailable(r, "the database failed while committing; nothing was stored");
+	if (audited) {
+		msr_audit_note(r, "commit_failed_for", json_integer(first));
+		audit_request(r);
+	}
+}
+
 static void
 dispatch(struct msr_req *r)
 {
@@ -385,10 +434,14 @@ dispatch(struct msr_req *r)
 		msr_reply_unavailable(r, "internal error");
 	}
 audit:
-	msr_db_release(r->db);
-	r->db = NULL;
+	if (!r->commit_pending) {
+		msr_db_release(r->db);
+		r->db = NULL;
+	}
 	if (r->authed && (rt->flags & MSR_R_AUDITED))
 		audit_request(r);
+	if (r->commit_pending)
+		finish_write(r, r->authed && (rt->flags & MSR_R_AUDITED));
 release:
 	msr_db_release(r->db);
 	r->db = NULL;

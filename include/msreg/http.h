@@ -12,7 +12,11 @@
  *   5. if the route is audited and the caller authenticated, one audit entry
  *      describing the request and its outcome is appended and made durable
  *      before the reply is queued (Audit-Index header); if that fails the reply
- *      becomes 503 unavailable and nothing else is sent.
+ *      becomes 503 unavailable and nothing else is sent;
+ *   6. a write's transaction, left open by the handler with msr_req_commit(),
+ *      is committed only after its audit entry is durable, and rolled back if
+ *      the entry cannot be written: no registry change exists without a
+ *      durable record of the request that made it.
  */
 #ifndef MSREG_HTTP_H
 #define MSREG_HTTP_H
@@ -87,6 +91,7 @@ struct msr_req {
 	struct msr_client        client;
 	/* database connection, acquired lazily by msr_req_db(), released after the handler */
 	struct msr_db_conn      *db;
+	int                      commit_pending; /* msr_req_commit() was called */
 	/* reply */
 	unsigned                 status;
 	json_t                  *reply_json;    /* owned */
@@ -115,6 +120,19 @@ void msr_http_stop(struct msr_http *h);
 const char *msr_req_arg(struct msr_req *r, const char *name);
 /* A database connection for this request, or NULL after replying 503. */
 struct msr_db_conn *msr_req_db(struct msr_req *r);
+
+/*
+ * Begin a write transaction on the request's connection (0, or -1 after
+ * replying 503). End it with msr_req_commit() on success; any other path is
+ * rolled back when the connection is released.
+ */
+int msr_req_begin(struct msr_req *r);
+/*
+ * The handler's writes are complete: the middleware commits them after the
+ * request's audit entry is durable (invariant 6), and answers 503 instead of
+ * the handler's reply if either step fails. Call it last, after the reply.
+ */
+void msr_req_commit(struct msr_req *r);
 
 /* Replies. json/text are stolen (freed with the request). */
 void msr_reply_json(struct msr_req *r, unsigned status, json_t *json);
