@@ -14,6 +14,7 @@ PKGS=(
   check               # unit-test framework
   libcurl4-openssl-dev # integration-test HTTP client
   curl
+  openssl             # test certificates for the TLS integration test
   postgresql-15       # server binaries for the throwaway cluster (includes pg_trgm)
 )
 BENCH_PKGS=(wrk)

@@ -50,6 +50,7 @@ struct msr_http {
 	struct MHD_Daemon  *mhd;
 	struct msr_server  *srv;
 	char               *tls_cert, *tls_key;
+	int                 inflight;      /* requests between req_new and on_completed */
 };
 
 uint64_t
@@ -517,6 +518,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	    msr_now_ns() - r->start_ns);
 	req_free(r);
 	*con_cls = NULL;
+	__atomic_sub_fetch(&h->inflight, 1, __ATOMIC_RELEASE);
 }
 
 static struct msr_req *
@@ -615,6 +617,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		if (r == NULL)
 			return MHD_NO;
 		*con_cls = r;
+		__atomic_add_fetch(&h->inflight, 1, __ATOMIC_ACQ_REL);
 		if (on_headers(r) != 0)
 			return queue_reply(r);
 		return MHD_YES;
@@ -671,7 +674,7 @@ msr_http_start(struct msr_server *srv)
 	struct msr_http *h = calloc(1, sizeof(*h));
 	struct sockaddr_storage ss;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+	    MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	struct MHD_OptionItem opts[16];
 	int n = 0;
 
@@ -739,10 +742,26 @@ msr_http_start(struct msr_server *srv)
 void
 msr_http_stop(struct msr_http *h)
 {
+	struct timespec tick = { 0, 10 * 1000000L };
+	int waited_ms = 0, limit_ms;
+
 	if (h == NULL)
 		return;
-	/* Stop accepting; MHD_stop_daemon then waits for in-flight handlers. */
-	MHD_quiesce_daemon(h->mhd);
+	/*
+	 * Stop accepting, then let every request already received finish and its
+	 * reply be sent (MHD_stop_daemon itself would close connections with
+	 * replies still unsent), for at most [http] connection_timeout seconds.
+	 */
+	if (MHD_quiesce_daemon(h->mhd) == MHD_INVALID_SOCKET)
+		log_warn("could not stop accepting connections before shutdown");
+	limit_ms = h->srv->cfg->http_connection_timeout * 1000;
+	while (__atomic_load_n(&h->inflight, __ATOMIC_ACQUIRE) > 0 && waited_ms < limit_ms) {
+		nanosleep(&tick, NULL);
+		waited_ms += 10;
+	}
+	if (waited_ms >= limit_ms)
+		log_warn("shutdown: %d request(s) still in flight after %d s; closing",
+		    __atomic_load_n(&h->inflight, __ATOMIC_ACQUIRE), limit_ms / 1000);
 	MHD_stop_daemon(h->mhd);
 	if (h->tls_key != NULL)
 		explicit_bzero(h->tls_key, strlen(h->tls_key));

@@ -251,7 +251,8 @@ msr_it_setup(struct msr_it *it, const char *name, const char *extra_ini)
 }
 
 void
-msr_it_instance(const struct msr_it *src, struct msr_it *dst, const char *tag)
+msr_it_instance(const struct msr_it *src, struct msr_it *dst, const char *tag,
+    const char *extra_ini)
 {
 	char line[1024];
 	FILE *in, *out;
@@ -259,6 +260,8 @@ msr_it_instance(const struct msr_it *src, struct msr_it *dst, const char *tag)
 	*dst = *src;
 	dst->pid = 0;
 	dst->port = free_port();
+	/* an instance configured with a certificate speaks https */
+	dst->tls = extra_ini != NULL && strstr(extra_ini, "tls_cert") != NULL;
 	snprintf(dst->config, sizeof(dst->config), "%s/msreg-%s.ini", src->dir, tag);
 	in = fopen(src->config, "r");
 	out = fopen(dst->config, "w");
@@ -270,6 +273,8 @@ msr_it_instance(const struct msr_it *src, struct msr_it *dst, const char *tag)
 		else
 			fputs(line, out);
 	}
+	if (extra_ini != NULL)
+		fprintf(out, "\n%s\n", extra_ini);
 	fclose(in);
 	fclose(out);
 	if (msr_it_start(dst) != 0)
@@ -400,7 +405,12 @@ msr_it_request(struct msr_it *it, const char *method, const char *path, const ch
 
 	memset(out, 0, sizeof(*out));
 	out->audit_index = -1;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", it->port, path);
+	snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s", it->tls ? "https" : "http",
+	    it->port, path);
+	if (it->tls) {
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);

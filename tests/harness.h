@@ -35,6 +35,7 @@ struct msr_it {
 	char  vkey[512];         /* verifier key printed by keygen */
 	char  admin_key[128];
 	int   port;
+	int   tls;               /* 1: talk https (certificate not verified) */
 	pid_t pid;
 };
 
@@ -58,10 +59,12 @@ void msr_it_setup(struct msr_it *it, const char *name, const char *extra_ini);
 void msr_it_teardown(struct msr_it *it);
 /*
  * Another msregd instance on the same database and signer key: copies src into
- * dst with a new port and a copy of src's config file (tag names it), and starts it.
- * Stop it with msr_it_teardown(dst). Aborts on failure.
+ * dst with a new port and a copy of src's config file (tag names it) with
+ * extra_ini appended (may be NULL), and starts it. Stop it with
+ * msr_it_teardown(dst). Aborts on failure.
  */
-void msr_it_instance(const struct msr_it *src, struct msr_it *dst, const char *tag);
+void msr_it_instance(const struct msr_it *src, struct msr_it *dst, const char *tag,
+                     const char *extra_ini);
 /* Start msregd and wait for /healthz (10 s). 0 on success. */
 int msr_it_start(struct msr_it *it);
 /* Wait until /readyz answers 200 (timeout_ms). 0 if it did. */

@@ -573,7 +573,7 @@ START_TEST(two_instances_share_one_log)
 	struct msr_note_checkpoint cp;
 	char *out = NULL;
 
-	msr_it_instance(&it, &it2, "b");
+	msr_it_instance(&it, &it2, "b", NULL);
 	for (int i = 0; i < 4; i++) {
 		d[i].inst = i % 2 ? &it2 : &it;
 		d[i].id = i;

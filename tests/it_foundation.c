@@ -6,6 +6,8 @@
  */
 #include <check.h>
 #include <libpq-fe.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,6 +298,114 @@ START_TEST(database_outage)
 }
 END_TEST
 
+START_TEST(rate_limit)
+{
+	struct msr_it lim;
+	struct msr_it_resp r;
+	int limited = 0;
+
+	msr_it_instance(&it, &lim, "ratelimited", "[rate]\nper_second = 1\nburst = 3\n");
+	for (int i = 0; i < 8; i++) {
+		ck_assert_int_eq(msr_it_request(&lim, "DELETE", "/v1/clients/999999", it.admin_key,
+		    NULL, NULL, &r), 0);
+		ck_assert(r.status == 404 || r.status == 429);
+		if (r.status == 429) {
+			ck_assert_str_eq(msr_it_error_code(&r), "rate_limited");
+			ck_assert_str_ne(r.retry_after, "");
+			limited++;
+		}
+		msr_it_resp_free(&r);
+	}
+	ck_assert_int_ge(limited, 4);
+	/* public endpoints are not limited */
+	ck_assert_int_eq(msr_it_status(&lim, "GET", "/healthz", NULL, NULL), 200);
+	msr_it_teardown(&lim);
+}
+END_TEST
+
+START_TEST(tls)
+{
+	char cmd[2048], extra[1400];
+	struct msr_it sec;
+
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+	    "-subj /CN=127.0.0.1 -keyout '%s/tls.key' -out '%s/tls.crt' >/dev/null 2>&1",
+	    it.dir, it.dir);
+	ck_assert_int_eq(system(cmd), 0);
+	snprintf(extra, sizeof(extra), "[http]\ntls_cert = %s/tls.crt\ntls_key = %s/tls.key\n",
+	    it.dir, it.dir);
+	msr_it_instance(&it, &sec, "tls", extra);
+	ck_assert_int_eq(sec.tls, 1);
+	ck_assert_int_eq(msr_it_status(&sec, "GET", "/healthz", NULL, NULL), 200);
+	ck_assert_int_eq(msr_it_status(&sec, "POST", "/v1/manufacturers", it.admin_key,
+	    "{\"id\":\"tlsco\",\"name\":\"TLS Co\"}"), 201);
+	/* plain HTTP to the TLS port gets no answer */
+	sec.tls = 0;
+	ck_assert_int_ne(msr_it_status(&sec, "GET", "/healthz", NULL, NULL), 200);
+	sec.tls = 1;
+	msr_it_teardown(&sec);
+}
+END_TEST
+
+struct inflight {
+	struct msr_it  *inst;
+	const char     *body;
+	long            status;
+	struct timespec done;
+};
+
+/* Allocate 10,000 codes: a request that takes a while (f->body is the key). */
+static void *
+allocate_many(void *arg)
+{
+	struct inflight *f = arg;
+
+	f->status = msr_it_status(f->inst, "POST", "/v1/codes/allocate", f->body,
+	    "{\"count\": 10000}");
+	clock_gettime(CLOCK_MONOTONIC, &f->done);
+	return NULL;
+}
+
+START_TEST(graceful_shutdown)
+{
+	/* requests in flight when SIGTERM arrives are finished, not dropped */
+	enum { N = 8 };
+	char key[128];
+	pthread_t t[N];
+	struct inflight f[N];
+	struct msr_it big;
+	struct timespec killed;
+	int ok = 0, after = 0;
+
+	msr_it_instance(&it, &big, "shutdown", "[http]\nbody_limit = 16777216\n");
+	ck_assert_int_eq(msr_it_status(&big, "POST", "/v1/manufacturers", it.admin_key,
+	    "{\"id\":\"shutco\",\"name\":\"Shutdown Co\"}"), 201);
+	msr_it_client(&big, "manufacturer", "line", "shutco", key, sizeof(key));
+	for (int i = 0; i < N; i++) {
+		f[i].inst = &big;
+		f[i].body = key;
+		f[i].status = 0;
+	}
+	for (int i = 0; i < N; i++)
+		pthread_create(&t[i], NULL, allocate_many, &f[i]);
+	nanosleep(&(struct timespec){ 0, 150 * 1000000L }, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &killed);
+	kill(big.pid, SIGTERM);
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_msg(f[i].status == 201 || f[i].status == -1,
+		    "in-flight request answered %ld during shutdown", f[i].status);
+		ok += f[i].status == 201;
+		after += f[i].status == 201 && (f[i].done.tv_sec > killed.tv_sec ||
+		    (f[i].done.tv_sec == killed.tv_sec && f[i].done.tv_nsec > killed.tv_nsec));
+	}
+	ck_assert_int_ge(ok, 1);
+	/* the point of the test: some were still being served when SIGTERM came */
+	ck_assert_int_ge(after, 1);
+	msr_it_stop(&big, SIGTERM);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -313,6 +423,9 @@ main(void)
 	tcase_add_test(tc, least_privilege);
 	tcase_add_test(tc, cli_contract);
 	tcase_add_test(tc, database_outage);
+	tcase_add_test(tc, rate_limit);
+	tcase_add_test(tc, tls);
+	tcase_add_test(tc, graceful_shutdown);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

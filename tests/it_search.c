@@ -478,7 +478,7 @@ START_TEST(retired_and_second_instance)
 	long fid;
 
 	/* register through a second instance; search through the first within a second */
-	msr_it_instance(&it, &it2, "b");
+	msr_it_instance(&it, &it2, "b", NULL);
 	ck_assert_int_eq(msr_it_request(&it2, "POST", "/v1/codes/allocate", mkey, NULL,
 	    "{\"count\": 2}", &r), 0);
 	ck_assert_int_eq(r.status, 201);
