@@ -51,6 +51,7 @@
  *      the queue or the in-flight batch under the same lock, so the sequencer
  *      never touches a waiter that has returned.
  */
+#include "msreg/common.h"
 #include "msreg/audit.h"
 
 #include <errno.h>
@@ -175,16 +176,6 @@ put_be32(uint8_t *p, uint32_t v)
 	p[1] = v >> 16;
 	p[2] = v >> 8;
 	p[3] = v;
-}
-
-static uint64_t
-get_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
 }
 
 /*
@@ -335,8 +326,8 @@ msr_audit_fetch_nodes(struct msr_db_conn *c, struct msr_merkle_nodes *s)
 		if (PQgetlength(res, r, 0) != 2 || PQgetlength(res, r, 1) != 8 ||
 		    PQgetlength(res, r, 2) != HLEN)
 			goto done;
-		msr_merkle_nodes_set(s, (unsigned)get_be((const uint8_t *)PQgetvalue(res, r, 0), 2),
-		    get_be((const uint8_t *)PQgetvalue(res, r, 1), 8),
+		msr_merkle_nodes_set(s, (unsigned)msr_load_be((const uint8_t *)PQgetvalue(res, r, 0), 2),
+		    msr_load_be((const uint8_t *)PQgetvalue(res, r, 1), 8),
 		    (const uint8_t *)PQgetvalue(res, r, 2));
 	}
 	ret = msr_merkle_nodes_complete(s) ? 0 : -1;
@@ -373,7 +364,7 @@ read_head2(struct msr_db_conn *c, uint64_t *size, uint8_t root[HLEN], int *have_
 	}
 	if (PQgetlength(res, 0, 0) != 8 || PQgetlength(res, 0, 1) != HLEN)
 		goto done;
-	*size = get_be((const uint8_t *)PQgetvalue(res, 0, 0), 8);
+	*size = msr_load_be((const uint8_t *)PQgetvalue(res, 0, 0), 8);
 	memcpy(root, PQgetvalue(res, 0, 1), HLEN);
 	ret = 0;
 done:
@@ -513,7 +504,7 @@ check_tail(struct msr_audit *a, struct msr_db_conn *c, char *why, size_t whylen)
 		goto done;
 	}
 	for (int r = 0; r < PQntuples(res); r++) {
-		uint64_t idx = get_be((const uint8_t *)PQgetvalue(res, r, 0), 8);
+		uint64_t idx = msr_load_be((const uint8_t *)PQgetvalue(res, r, 0), 8);
 
 		msr_merkle_leaf_hash((const uint8_t *)PQgetvalue(res, r, 1),
 		    (size_t)PQgetlength(res, r, 1), leaf);
@@ -818,7 +809,7 @@ parse_head(const PGresult *res, uint64_t *size, uint8_t root[HLEN], int *have_ro
 	}
 	if (PQgetlength(res, 0, 0) != 8 || PQgetlength(res, 0, 1) != HLEN)
 		return -1;
-	*size = get_be((const uint8_t *)PQgetvalue(res, 0, 0), 8);
+	*size = msr_load_be((const uint8_t *)PQgetvalue(res, 0, 0), 8);
 	memcpy(root, PQgetvalue(res, 0, 1), HLEN);
 	return 0;
 }

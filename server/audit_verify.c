@@ -28,6 +28,7 @@
  *   4. The newest root computed from the stored complete subtrees (what proofs
  *      are served from) equals the signed root.
  */
+#include "msreg/common.h"
 #include "msreg/audit_verify.h"
 
 #include <curl/curl.h>
@@ -69,15 +70,6 @@ static const char nodes_sql[] =
 	" JOIN unnest($1::smallint[], $2::bigint[]) AS u(level, idx)"
 	" ON h.level = u.level AND h.idx = u.idx";
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void MSR_PRINTF(3, 4)
 fail(struct msr_audit_report *rep, int64_t bad, const char *fmt, ...)
 {
@@ -96,16 +88,6 @@ report_init(struct msr_audit_report *rep)
 {
 	memset(rep, 0, sizeof(*rep));
 	rep->bad_index = -1;
-}
-
-static uint64_t
-get_be(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
 }
 
 int
@@ -238,7 +220,7 @@ load_checkpoints(PGconn *pg, PGresult **resp, struct cp **out, size_t *n,
 		goto done;
 	}
 	for (int r = 0; r < rows; r++) {
-		uint64_t size = get_be((const uint8_t *)PQgetvalue(res, r, 0), 8);
+		uint64_t size = msr_load_be((const uint8_t *)PQgetvalue(res, r, 0), 8);
 
 		cps[r].size = size;
 		if (PQgetlength(res, r, 1) != HLEN) {
@@ -289,8 +271,8 @@ fetch_nodes_raw(PGconn *pg, struct msr_merkle_nodes *s)
 		goto done;
 	for (int r = 0; r < PQntuples(res); r++)
 		if (PQgetlength(res, r, 2) == HLEN)
-			msr_merkle_nodes_set(s, (unsigned)get_be((const uint8_t *)PQgetvalue(res, r, 0), 2),
-			    get_be((const uint8_t *)PQgetvalue(res, r, 1), 8),
+			msr_merkle_nodes_set(s, (unsigned)msr_load_be((const uint8_t *)PQgetvalue(res, r, 0), 2),
+			    msr_load_be((const uint8_t *)PQgetvalue(res, r, 1), 8),
 			    (const uint8_t *)PQgetvalue(res, r, 2));
 	ret = msr_merkle_nodes_complete(s) ? 0 : -1;
 done:
@@ -342,16 +324,16 @@ parse_row(const uint8_t *p, int len, uint64_t *idx, const uint8_t **leaf,
 	const uint8_t *end = p + len;
 	int32_t fl;
 
-	if (len < 2 || get_be(p, 2) != 3)
+	if (len < 2 || msr_load_be(p, 2) != 3)
 		return -1;
 	p += 2;
-	if (end - p < 12 || get_be(p, 4) != 8)
+	if (end - p < 12 || msr_load_be(p, 4) != 8)
 		return -1;
-	*idx = get_be(p + 4, 8);
+	*idx = msr_load_be(p + 4, 8);
 	p += 12;
 	if (end - p < 4)
 		return -1;
-	fl = (int32_t)get_be(p, 4);
+	fl = (int32_t)msr_load_be(p, 4);
 	p += 4;
 	if (fl < 0 || end - p < fl)
 		return -1;
@@ -360,7 +342,7 @@ parse_row(const uint8_t *p, int len, uint64_t *idx, const uint8_t **leaf,
 	p += fl;
 	if (end - p < 4)
 		return -1;
-	fl = (int32_t)get_be(p, 4);
+	fl = (int32_t)msr_load_be(p, 4);
 	p += 4;
 	*hash = NULL;
 	if (fl == HLEN && end - p >= HLEN)
@@ -402,11 +384,11 @@ stream_entries(PGconn *pg, const struct cp *cps, size_t ncps,
 			/* "PGCOPY\n\377\r\n\0", flags, header extension length */
 			if (len < 19 || memcmp(p, "PGCOPY\n\377\r\n", 11) != 0)
 				goto malformed;
-			p += 19 + get_be(p + 15, 4);
+			p += 19 + msr_load_be(p + 15, 4);
 			len -= (int)(p - (const uint8_t *)row);
 			header = 0;
 		}
-		if (len == 2 && get_be(p, 2) == 0xffff)
+		if (len == 2 && msr_load_be(p, 2) == 0xffff)
 			goto next_row;		/* trailer */
 		if (bad)
 			goto next_row;		/* drain after the first problem */
@@ -497,7 +479,7 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 	size_t ncps = 0;
 	PGresult *res, *cpres = NULL;
 	pthread_t th;
-	double t0 = now_s();
+	double t0 = msr_now_s();
 	int started = 0, ret = -1;
 
 	report_init(rep);
@@ -545,7 +527,7 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 		goto rollback;
 	}
 	if (PQntuples(res) != (ncps > 0) || (ncps > 0 &&
-	    (get_be((const uint8_t *)PQgetvalue(res, 0, 0), 8) != cps[ncps - 1].size ||
+	    (msr_load_be((const uint8_t *)PQgetvalue(res, 0, 0), 8) != cps[ncps - 1].size ||
 	    PQgetlength(res, 0, 1) != HLEN ||
 	    sodium_memcmp(PQgetvalue(res, 0, 1), cps[ncps - 1].root, HLEN) != 0))) {
 		fail(rep, -1, "the newest tree state disagrees with the newest checkpoint");
@@ -586,7 +568,7 @@ rollback:
 done:
 	PQclear(cpres);
 	free(cps);
-	rep->seconds = now_s() - t0;
+	rep->seconds = msr_now_s() - t0;
 	return ret;
 }
 
@@ -678,7 +660,7 @@ msr_audit_verify_url(const char *base_url, const char *auditor_key,
 	uint8_t *leaf = NULL;
 	uint8_t root[HLEN], lh[HLEN];
 	json_t *doc = NULL;
-	double t0 = now_s();
+	double t0 = msr_now_s();
 	int have_prev = 0, ret = -1;
 
 	report_init(rep);
@@ -811,7 +793,7 @@ done:
 	free(served_key);
 	if (h != NULL)
 		curl_easy_cleanup(h);
-	rep->seconds = now_s() - t0;
+	rep->seconds = msr_now_s() - t0;
 	return ret;
 }
 

@@ -110,13 +110,7 @@ msr_auth_lookup(struct msr_db_conn *db, const uint8_t secret[32], const char *ke
 		goto done;
 	}
 	/* binary results: id is int8 big-endian */
-	{
-		const unsigned char *p = (const unsigned char *)PQgetvalue(res, 0, 0);
-		uint64_t v = 0;
-		for (int i = 0; i < 8; i++)
-			v = (v << 8) | p[i];
-		client->id = (int64_t)v;
-	}
+	client->id = (int64_t)msr_load_be((const uint8_t *)PQgetvalue(res, 0, 0), 8);
 	client->role = msr_role_parse(PQgetvalue(res, 0, 1));
 	snprintf(client->org, sizeof(client->org), "%s", PQgetvalue(res, 0, 2));
 	snprintf(client->name, sizeof(client->name), "%s", PQgetvalue(res, 0, 3));

@@ -46,15 +46,6 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static const struct msr_db_stmt *registry[MAX_STMTS];
 static int registry_len;
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 stmt_index(const struct msr_db_stmt *s)
 {
@@ -107,7 +98,7 @@ slot_connect(struct msr_db_pool *pool, struct slot *s)
 	char err[256], sql[96];
 	PGresult *res;
 
-	s->last_attempt_ms = now_ms();
+	s->last_attempt_ms = (int64_t)(msr_now_ns() / 1000000);
 	memset(s->conn.prepared, 0, sizeof(s->conn.prepared));
 	s->conn.broken = 0;
 	s->conn.pg = msr_db_connect(pool->url, err, sizeof(err));
@@ -212,7 +203,7 @@ msr_db_acquire(struct msr_db_pool *pool)
 		s->conn.pg = NULL;
 	}
 	if (s->conn.pg == NULL) {
-		t = now_ms();
+		t = (int64_t)(msr_now_ns() / 1000000);
 		if (t - s->last_attempt_ms < RECONNECT_BACKOFF_MS || slot_connect(pool, s) != 0) {
 			pthread_mutex_lock(&pool->lock);
 			s->busy = 0;

@@ -21,6 +21,7 @@
  *  3. If the connection breaks, the thread reconnects and resumes from the
  *     last xmin it completed; the index stays servable meanwhile.
  */
+#include "msreg/common.h"
 #include "msreg/feed.h"
 
 #include <errno.h>
@@ -52,15 +53,6 @@ struct msr_feed {
 	double           load_seconds;
 	uint64_t         catchups, added;
 };
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int
 exec_cmd(PGconn *pg, const char *sql)
@@ -141,7 +133,7 @@ initial_load(struct msr_feed *f)
 {
 	struct load_buf b = { 0 };
 	PGresult *res;
-	double t0 = now_s();
+	double t0 = msr_now_s();
 	char *row;
 	int n, ret = -1;
 
@@ -181,7 +173,7 @@ initial_load(struct msr_feed *f)
 		log_error("search feed: index build failed");
 		goto done;
 	}
-	f->load_seconds = now_s() - t0;
+	f->load_seconds = msr_now_s() - t0;
 	log_info("search index loaded: %zu rs8 + %zu other codes in %.2f s", b.n_rs8,
 	    b.n_other, f->load_seconds);
 	ret = 0;

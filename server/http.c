@@ -53,15 +53,6 @@ struct msr_http {
 	int                 inflight;      /* requests between req_new and on_completed */
 };
 
-uint64_t
-msr_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- replies ---- */
 
 static void

@@ -5,6 +5,7 @@
  * keys); a slot is keyed by client id and recycled when its bucket is full and
  * idle, so an unused key costs nothing after it has refilled.
  */
+#include "msreg/common.h"
 #include "msreg/ratelimit.h"
 
 #include <pthread.h>
@@ -24,15 +25,6 @@ struct msr_ratelimit {
 	pthread_mutex_t lock;
 	struct bucket   b[SLOTS];
 };
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 struct msr_ratelimit *
 msr_ratelimit_new(double per_second, double burst)
@@ -68,7 +60,7 @@ msr_ratelimit_take(struct msr_ratelimit *rl, int64_t client_id)
 
 	if (rl == NULL)
 		return 0;
-	t = now_s();
+	t = msr_now_s();
 	pthread_mutex_lock(&rl->lock);
 	for (size_t i = 0; i < 16; i++) {
 		struct bucket *c = &rl->b[((uint64_t)client_id * 0x9E3779B97F4A7C15u + i) % SLOTS];

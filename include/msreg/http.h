@@ -144,7 +144,5 @@ void msr_reply_header(struct msr_req *r, const char *name, const char *value);
 /* Add key=value (stolen) to this request's audit entry. */
 void msr_audit_note(struct msr_req *r, const char *key, json_t *value);
 
-/* Monotonic nanoseconds. */
-uint64_t msr_now_ns(void);
 
 #endif
