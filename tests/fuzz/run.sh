@@ -10,7 +10,7 @@ out=build/fuzz
 mkdir -p "$out"
 srcs=$(ls server/*.c | grep -v -e msregd.c -e msreg.c)
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags libsodium jansson libpq libmicrohttpd)"
-libs="$(pkg-config --libs libsodium jansson libpq libmicrohttpd inih libsystemd) -lm -pthread"
+libs="$(pkg-config --libs libsodium jansson libpq libmicrohttpd inih libsystemd libcrypto libcurl) -lm -pthread"
 fail=0
 for t in tests/fuzz/fuzz_*.c; do
 	name=$(basename "$t" .c)
