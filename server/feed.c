@@ -3,25 +3,29 @@
  *
  * One thread owns a dedicated connection (not from the pool):
  *   1. initial load: in one REPEATABLE READ transaction, note the snapshot's
- *      xmin, COPY every code out, and build the index in O(N);
+ *      in-progress transactions and the largest change_seq, COPY every code
+ *      out, and build the index in O(N);
  *   2. LISTEN msreg_codes; registry writes NOTIFY in their transaction;
  *   3. catch-up, on every notification and at least every [search] poll_ms:
- *      in one REPEATABLE READ transaction read the new snapshot's xmin and
- *      every code whose change_xid >= the previous xmin, add them (idempotent),
- *      then advance the xmin.
+ *      in one REPEATABLE READ transaction take a new snapshot S and read the
+ *      rows that were not visible in the previous snapshot P:
+ *        change_seq > max_seq(P)   UNION ALL   change_xid in xip(P)
+ *      (two index scans), add them (idempotent) and make S the previous one.
  *
  * Invariants:
- *  1. After a catch-up whose snapshot saw transaction T committed, every code
- *     T wrote is in the index. Proof: T's rows are read by the first catch-up
- *     whose snapshot sees T committed, because T's xid >= the xmin of every
- *     earlier snapshot that did not see it committed (xmin is the oldest xid
- *     still running then), and the next query asks for change_xid >= that xmin.
+ *  1. After a catch-up in snapshot S, every code visible in S is in the index.
+ *     Let row R, written by transaction T, be visible in S but not in P. If
+ *     R's change_seq is above max_seq(P) the first branch reads it. Otherwise
+ *     it was drawn before the row holding max_seq(P), hence before P was taken;
+ *     T had its xid before it drew it (sql/006_change_order.sql), so T had an
+ *     xid before P and, not committed in P, is in xip(P): the second branch
+ *     reads it. Rows visible in P are not read again, so concurrent long
+ *     batches cost one read each, not one per catch-up.
  *  2. The index is only ever added to; codes are never deleted from the
  *     registry and retired codes stay searchable.
  *  3. If the connection breaks, the thread reconnects and resumes from the
- *     last xmin it completed; the index stays servable meanwhile.
+ *     last snapshot it completed; the index stays servable meanwhile.
  */
-#include "msreg/common.h"
 #include "msreg/feed.h"
 
 #include <errno.h>
@@ -47,7 +51,9 @@ struct msr_feed {
 	int              ready;
 	struct msr_index *index;
 	PGconn          *pg;
-	char             xmin[32];       /* last completed snapshot xmin (text xid8) */
+	/* the last completed snapshot P (see invariant 1) */
+	char            *xip;            /* in-progress xids of P, array literal (malloc) */
+	long long        max_seq;        /* largest change_seq visible in P */
 	uint64_t         sync_req;       /* msr_feed_sync generations */
 	uint64_t         sync_done;
 	double           load_seconds;
@@ -66,15 +72,30 @@ exec_cmd(PGconn *pg, const char *sql)
 	return ok ? 0 : -1;
 }
 
-/* Snapshot xmin of the current transaction into buf. */
+/* The current snapshot's in-progress xids as an array literal (malloc'd). */
 static int
-read_xmin(PGconn *pg, char *buf, size_t len)
+read_snapshot(PGconn *pg, char **xip)
 {
-	PGresult *res = PQexec(pg, "SELECT pg_snapshot_xmin(pg_current_snapshot())");
+	PGresult *res = PQexec(pg,
+	    "SELECT array(SELECT pg_snapshot_xip(pg_current_snapshot()))::text");
 	int ret = -1;
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-		snprintf(buf, len, "%s", PQgetvalue(res, 0, 0));
+		*xip = strdup(PQgetvalue(res, 0, 0));
+		ret = *xip != NULL ? 0 : -1;
+	}
+	PQclear(res);
+	return ret;
+}
+
+static int
+read_max_seq(PGconn *pg, long long *max)
+{
+	PGresult *res = PQexec(pg, "SELECT coalesce(max(change_seq), 0) FROM codes");
+	int ret = -1;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		*max = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		ret = 0;
 	}
 	PQclear(res);
@@ -137,8 +158,11 @@ initial_load(struct msr_feed *f)
 	char *row;
 	int n, ret = -1;
 
+	free(f->xip);
+	f->xip = NULL;
 	if (exec_cmd(f->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0 ||
-	    read_xmin(f->pg, f->xmin, sizeof(f->xmin)) != 0)
+	    read_snapshot(f->pg, &f->xip) != 0 ||
+	    read_max_seq(f->pg, &f->max_seq) != 0)
 		goto done;
 	res = PQexec(f->pg, "COPY codes (code) TO STDOUT");
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
@@ -188,24 +212,33 @@ done:
 static int
 catch_up(struct msr_feed *f)
 {
-	const char *values[1] = { f->xmin };
-	char next[32];
+	char seq[24], *xip = NULL;
+	const char *values[2] = { seq, f->xip };
+	long long max_seq = f->max_seq;
 	PGresult *res = NULL;
 	int ret = -1;
 
+	snprintf(seq, sizeof(seq), "%lld", f->max_seq);
 	if (exec_cmd(f->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") != 0 ||
-	    read_xmin(f->pg, next, sizeof(next)) != 0)
+	    read_snapshot(f->pg, &xip) != 0)
 		goto done;
-	res = PQexecParams(f->pg, "SELECT code FROM codes WHERE change_xid >= $1::xid8",
-	    1, NULL, values, NULL, NULL, 0);
+	res = PQexecParams(f->pg,
+	    "SELECT code, change_seq FROM codes WHERE change_seq > $1::bigint"
+	    " UNION ALL"
+	    " SELECT code, change_seq FROM codes WHERE change_xid = ANY ($2::xid8[])",
+	    2, NULL, values, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		log_warn("search feed: catch-up failed: %s", PQresultErrorMessage(res));
 		goto done;
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
 		struct msr_code c;
+		long long s = strtoll(PQgetvalue(res, i, 1), NULL, 10);
 		size_t n;
 		long bad;
+
+		if (s > max_seq)
+			max_seq = s;
 		if (msr_code_normalize(PQgetvalue(res, i, 0), c.sym, sizeof(c.sym), &n, &bad) != 0)
 			continue;
 		c.len = (uint8_t)n;
@@ -214,10 +247,14 @@ catch_up(struct msr_feed *f)
 	}
 	if (exec_cmd(f->pg, "COMMIT") != 0)
 		goto done;
-	snprintf(f->xmin, sizeof(f->xmin), "%s", next);
+	free(f->xip);
+	f->xip = xip;
+	xip = NULL;
+	f->max_seq = max_seq;
 	f->catchups++;
 	ret = 0;
 done:
+	free(xip);
 	PQclear(res);
 	if (ret != 0 && PQstatus(f->pg) == CONNECTION_OK)
 		exec_cmd(f->pg, "ROLLBACK");
@@ -342,6 +379,7 @@ msr_feed_stop(struct msr_feed *f)
 	if (f->pg != NULL)
 		PQfinish(f->pg);
 	msr_index_free(f->index);
+	free(f->xip);
 	pthread_mutex_destroy(&f->lock);
 	pthread_cond_destroy(&f->cond);
 	free(f);

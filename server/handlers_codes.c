@@ -41,11 +41,16 @@
 #define PURPOSE_MAX      200
 #define LOOKUP_TEXT_MAX  64     /* symbols accepted before "too long" */
 
+/*
+ * The NOT EXISTS carries OFFSET 0 so that it stays one index probe per drawn
+ * code: pulled up into an anti-join, the planner hashes the whole codes table
+ * for a 10,000-element array (measured 225 ms at 1e6 codes, against 24 ms).
+ */
 static const struct msr_db_stmt stmt_allocate = {
 	"codes_allocate",
 	"INSERT INTO code_allocations (code, manufacturer_id)"
 	" SELECT c, $2 FROM unnest($1::text[]) AS c"
-	" WHERE NOT EXISTS (SELECT 1 FROM codes WHERE codes.code = c)"
+	" WHERE NOT EXISTS (SELECT 1 FROM codes WHERE codes.code = c OFFSET 0)"
 	" ON CONFLICT (code) DO NOTHING RETURNING code",
 	2,
 };

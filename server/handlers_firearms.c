@@ -72,10 +72,18 @@ static const char *const schemes[] = { "rs8", "free", NULL };
 
 /* ---- statements ---------------------------------------------------------- */
 
+/*
+ * One index probe per code. Written as a LATERAL subquery that cannot be
+ * flattened (OFFSET 0): as a plain join, the planner sees the 10,000-element
+ * array and picks a hash join over a sequential scan of every allocation
+ * (measured: 215 ms per batch at 1e6 allocations, against 53 ms for probes).
+ * The same holds for every array-against-table statement below.
+ */
 static const struct msr_db_stmt stmt_owners = {
 	"fa_owners",
 	"SELECT u.code, a.manufacturer_id FROM unnest($1::text[]) AS u(code)"
-	" LEFT JOIN code_allocations a ON a.code = u.code"
+	" LEFT JOIN LATERAL (SELECT c.manufacturer_id FROM code_allocations c"
+	"                    WHERE c.code = u.code OFFSET 0) a ON true"
 	" WHERE a.manufacturer_id IS DISTINCT FROM $2 ORDER BY u.code",
 	2,
 };
@@ -96,15 +104,16 @@ static const struct msr_db_stmt stmt_ids = {
 
 static const struct msr_db_stmt stmt_serials_taken = {
 	"fa_serials_taken",
-	"SELECT u.serial FROM unnest($2::text[]) AS u(serial)"
-	" JOIN firearms f ON f.manufacturer_id = $1 AND f.serial = u.serial",
+	"SELECT u.serial FROM unnest($2::text[]) AS u(serial) WHERE EXISTS"
+	" (SELECT 1 FROM firearms f WHERE f.manufacturer_id = $1 AND f.serial = u.serial"
+	"  OFFSET 0)",
 	2,
 };
 
 static const struct msr_db_stmt stmt_codes_taken = {
 	"fa_codes_taken",
-	"SELECT u.code FROM unnest($1::text[]) AS u(code)"
-	" JOIN codes c ON c.code = u.code",
+	"SELECT u.code FROM unnest($1::text[]) AS u(code) WHERE EXISTS"
+	" (SELECT 1 FROM codes c WHERE c.code = u.code OFFSET 0)",
 	1,
 };
 
@@ -145,7 +154,7 @@ static const struct msr_db_stmt stmt_lock_firearm = {
 static const struct msr_db_stmt stmt_retire = {
 	"fa_retire",
 	"UPDATE codes SET status = 'retired', retired_at = now(),"
-	"  change_seq = nextval('change_seq'), change_xid = pg_current_xact_id()"
+	"  change_seq = msreg_next_change(), change_xid = pg_current_xact_id()"
 	" WHERE code = $1 AND firearm_id = $2 AND status = 'active' RETURNING code",
 	2,
 };
