@@ -60,6 +60,7 @@ static const struct directive directives[] = {
 	D("search", "max_limit", T_INT, search_max_limit, 1, 100),
 	D("search", "confusion", T_STR, search_confusion, 0, 0),
 	D("search", "poll_ms", T_INT, search_poll_ms, 10, 600000),
+	D("search", "load_chunk", T_INT, search_load_chunk, 1000, 1073741824.0),
 	D("limits", "batch_max", T_INT, limits_batch_max, 1, 10000),
 	D("limits", "allocate_max", T_INT, limits_allocate_max, 1, 10000),
 	D("rate", "per_second", T_DOUBLE, rate_per_second, 0, 1e9),
@@ -109,6 +110,7 @@ msr_config_defaults(struct msr_config *cfg)
 	cfg->search_max_limit = 100;
 	set_str(&cfg->search_confusion, "0DQ,17,2Z,5S,6G,8B3,UV");
 	cfg->search_poll_ms = 500;
+	cfg->search_load_chunk = 1 << 27;
 	cfg->limits_batch_max = 10000;
 	cfg->limits_allocate_max = 10000;
 	cfg->rate_per_second = 0;

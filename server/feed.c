@@ -4,7 +4,8 @@
  * One thread owns a dedicated connection (not from the pool):
  *   1. initial load: in one REPEATABLE READ transaction, note the snapshot's
  *      in-progress transactions and the largest change_seq, COPY every code
- *      out, and build the index in O(N);
+ *      out, and build the index in O(N), one sorted run per [search]
+ *      load_chunk rs8 codes, so the raw codes are never all in memory at once;
  *   2. LISTEN msreg_codes; registry writes NOTIFY in their transaction;
  *   3. catch-up, on every notification and at least every [search] poll_ms:
  *      in one REPEATABLE READ transaction take a new snapshot S and read the
@@ -103,11 +104,27 @@ read_max_seq(PGconn *pg, long long *max)
 }
 
 struct load_buf {
+	struct msr_index *index;          /* being built */
+	size_t           chunk;           /* flush rs8 after this many */
 	uint64_t        *rs8;
-	size_t           n_rs8, cap_rs8;
+	size_t           n_rs8, cap_rs8, total_rs8;
 	struct msr_code *other;
 	size_t           n_other, cap_other;
 };
+
+/* Turn the buffered rs8 codes (and, at the end, the other codes) into a run. */
+static int
+load_flush(struct load_buf *b, int last)
+{
+	if (b->n_rs8 == 0 && !last)
+		return 0;
+	if (msr_index_add_bulk(b->index, b->rs8, b->n_rs8, last ? b->other : NULL,
+	    last ? b->n_other : 0) != 0)
+		return -1;
+	b->total_rs8 += b->n_rs8;
+	b->n_rs8 = 0;
+	return 0;
+}
 
 /* Classify one normalised code text into the load buffers. */
 static int
@@ -126,8 +143,12 @@ load_code(struct load_buf *b, const char *text, size_t len)
 		return 0;
 	c.len = (uint8_t)n;
 	if (n == MSR_RS8_LEN && msr_rs8_valid(c.sym)) {
+		if (b->n_rs8 == b->chunk && load_flush(b, 0) != 0)
+			return -1;
 		if (b->n_rs8 == b->cap_rs8) {
 			size_t cap = b->cap_rs8 ? b->cap_rs8 * 2 : 1 << 16;
+			if (cap > b->chunk)
+				cap = b->chunk;
 			uint64_t *p = realloc(b->rs8, cap * sizeof(*p));
 			if (p == NULL)
 				return -1;
@@ -154,6 +175,11 @@ initial_load(struct msr_feed *f)
 {
 	struct load_buf b = { 0 };
 	PGresult *res;
+
+	b.chunk = (size_t)f->cfg->search_load_chunk;
+	b.index = msr_index_new(NULL);
+	if (b.index == NULL)
+		return -1;
 	double t0 = msr_now_s();
 	char *row;
 	int n, ret = -1;
@@ -177,7 +203,7 @@ initial_load(struct msr_feed *f)
 			len--;
 		if (load_code(&b, row, len) != 0) {
 			PQfreemem(row);
-			log_error("search feed: out of memory loading codes");
+			log_error("search feed: out of memory building the index");
 			goto done;
 		}
 		PQfreemem(row);
@@ -192,18 +218,20 @@ initial_load(struct msr_feed *f)
 		PQclear(res);
 	if (exec_cmd(f->pg, "COMMIT") != 0)
 		goto done;
-	f->index = msr_index_build(b.rs8, b.n_rs8, b.other, b.n_other, NULL);
-	if (f->index == NULL) {
+	if (load_flush(&b, 1) != 0) {
 		log_error("search feed: index build failed");
 		goto done;
 	}
+	f->index = b.index;
+	b.index = NULL;
 	f->load_seconds = msr_now_s() - t0;
-	log_info("search index loaded: %zu rs8 + %zu other codes in %.2f s", b.n_rs8,
+	log_info("search index loaded: %zu rs8 + %zu other codes in %.2f s", b.total_rs8,
 	    b.n_other, f->load_seconds);
 	ret = 0;
 done:
 	if (ret != 0 && PQstatus(f->pg) == CONNECTION_OK)
 		exec_cmd(f->pg, "ROLLBACK");
+	msr_index_free(b.index);
 	free(b.rs8);
 	free(b.other);
 	return ret;

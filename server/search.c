@@ -1495,6 +1495,82 @@ fail:
 	return NULL;
 }
 
+/*
+ * Bulk add (used to load a registry in chunks, so that the raw input never has
+ * to be held whole): one new run from rs8, inserted in size order; other codes
+ * appended to their free lists, which are then re-sorted. Validation happens
+ * before anything changes, and free-list space is reserved before the first
+ * append, so a failure leaves the index as it was.
+ */
+int
+msr_index_add_bulk(struct msr_index *idx, const uint64_t *rs8, size_t n_rs8,
+    const struct msr_code *codes, size_t n_codes)
+{
+	size_t count[MSR_CODE_MAX + 1] = { 0 }, i, pos;
+	struct run *r = NULL, **runs = NULL, **prev = NULL;
+	struct source src;
+	unsigned len;
+	int ret = -1;
+
+	for (i = 0; i < n_codes; i++) {
+		if (!code_valid(&codes[i]) ||
+		    (codes[i].len == NPOS && key_is_rs8(code_key(&codes[i]))))
+			return -1;
+		count[codes[i].len]++;
+	}
+	for (i = 0; i < n_rs8; i++)
+		if (rs8[i] > KEY_MASK || !key_is_rs8(rs8[i]))
+			return -1;
+	pthread_mutex_lock(&idx->wmu);
+	if (n_rs8 > 0) {
+		memset(&src, 0, sizeof(src));
+		src.arr = rs8;
+		src.narr = n_rs8;
+		src.filter = 1;
+		r = run_build(&src, n_rs8, idx->cfg.build_threads);
+		runs = malloc((idx->nruns + 1) * sizeof(*runs));
+		if (r == NULL || runs == NULL)
+			goto done;
+		for (pos = 0; pos < idx->nruns && idx->runs[pos]->n >= r->n; pos++)
+			runs[pos] = idx->runs[pos];
+		runs[pos] = r;
+		for (i = pos; i < idx->nruns; i++)
+			runs[i + 1] = idx->runs[i];
+	}
+	pthread_rwlock_wrlock(&idx->rw);
+	for (len = MSR_FREE_MIN; len <= MSR_FREE_MAX; len++)
+		if (count[len] > 0 &&
+		    free_reserve(&idx->fl[len], len, idx->fl[len].n + count[len]) != 0) {
+			pthread_rwlock_unlock(&idx->rw);
+			goto done;
+		}
+	for (i = 0; i < n_codes; i++) {
+		struct freelist *fl = &idx->fl[codes[i].len];
+
+		memcpy(fl->sym + fl->n * codes[i].len, codes[i].sym, codes[i].len);
+		fl->n++;
+	}
+	for (len = MSR_FREE_MIN; len <= MSR_FREE_MAX; len++)
+		if (count[len] > 0)
+			free_sort(&idx->fl[len], len);
+	if (r != NULL) {
+		prev = idx->runs;
+		idx->runs = runs;
+		idx->nruns++;
+		idx->n_rs8 += r->n;
+		runs = NULL;
+		r = NULL;
+	}
+	pthread_rwlock_unlock(&idx->rw);
+	ret = 0;
+done:
+	pthread_mutex_unlock(&idx->wmu);
+	run_free(r);
+	free(runs);
+	free(prev);
+	return ret;
+}
+
 void
 msr_index_free(struct msr_index *idx)
 {

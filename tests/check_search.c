@@ -19,6 +19,7 @@
 
 #include "msreg/code.h"
 #include "msreg/pattern.h"
+#include "msreg/common.h"
 #include "msreg/search.h"
 
 /* --- deterministic randomness ------------------------------------------- */
@@ -461,6 +462,62 @@ START_TEST(test_oracle_small)
 }
 END_TEST
 
+START_TEST(test_oracle_bulk_chunks)
+{
+	/* A registry loaded in chunks (as msregd's feed loads a large one): several
+	 * bulk runs of different sizes, free codes in two parts, then single adds. */
+	struct registry reg;
+	struct msr_index *idx = msr_index_new(NULL);
+	struct msr_index_stats st;
+	uint64_t *rs8 = malloc(20000 * sizeof(*rs8));
+	struct msr_code *other = malloc(20000 * sizeof(*other)), bad;
+	size_t chunk_end[] = { 7000, 11000, 12500, 17000 };
+	size_t from = 0, n_rs8, n_other, c;
+
+	ck_assert_ptr_nonnull(idx);
+	registry_make(&reg, 4711, 20000, 1500);
+	for (c = 0; c < MSR_ARRAY_LEN(chunk_end); c++) {
+		n_rs8 = n_other = 0;
+		for (size_t i = from; i < chunk_end[c]; i++) {
+			if (reg.codes[i].len == MSR_RS8_LEN && msr_rs8_valid(reg.codes[i].sym))
+				rs8[n_rs8++] = msr_rs8_pack(reg.codes[i].sym);
+			else
+				other[n_other++] = reg.codes[i];
+		}
+		ck_assert_int_eq(msr_index_add_bulk(idx, rs8, n_rs8, other, n_other), 0);
+		from = chunk_end[c];
+	}
+	msr_index_stats(idx, &st);
+	ck_assert_uint_eq(st.runs, MSR_ARRAY_LEN(chunk_end));   /* one run per chunk */
+	{
+		/* before the rest arrives, the index holds exactly the loaded prefix */
+		struct registry part = { reg.codes, from };
+		check_queries(&part, idx, 2718, 500);
+	}
+	for (size_t i = from; i < reg.n; i++)
+		ck_assert_int_eq(msr_index_add(idx, &reg.codes[i]), 1);
+	msr_index_stats(idx, &st);
+	ck_assert_uint_eq(st.codes, reg.n);
+	/* invalid bulk input is refused and changes nothing */
+	bad = reg.codes[0];
+	for (size_t i = 0; i < reg.n; i++)
+		if (reg.codes[i].len == MSR_RS8_LEN && msr_rs8_valid(reg.codes[i].sym)) {
+			bad = reg.codes[i];
+			break;
+		}
+	ck_assert_int_eq(msr_index_add_bulk(idx, NULL, 0, &bad, 1), -1);
+	rs8[0] = msr_rs8_pack(bad.sym) ^ 1;            /* no longer a codeword */
+	ck_assert_int_eq(msr_index_add_bulk(idx, rs8, 1, NULL, 0), -1);
+	msr_index_stats(idx, &st);
+	ck_assert_uint_eq(st.codes, reg.n);
+	check_queries(&reg, idx, 31337, 2000);
+	msr_index_free(idx);
+	free(reg.codes);
+	free(rs8);
+	free(other);
+}
+END_TEST
+
 START_TEST(test_oracle_large)
 {
 	struct registry reg;
@@ -662,6 +719,7 @@ search_suite(void)
 	tcase_add_test(tc, test_contradicting_readings);
 	tcase_add_test(tc, test_oracle_small);
 	tcase_add_test(tc, test_oracle_large);
+	tcase_add_test(tc, test_oracle_bulk_chunks);
 	tcase_add_test(tc, test_concurrent_add_search);
 	suite_add_tcase(s, tc);
 	return s;

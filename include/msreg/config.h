@@ -41,6 +41,7 @@ struct msr_config {
 	int       search_max_limit;
 	char     *search_confusion;
 	int       search_poll_ms;            /* catch-up interval without NOTIFY */
+	int       search_load_chunk;         /* rs8 codes per run when loading the index */
 	/* [limits] */
 	int       limits_batch_max;
 	int       limits_allocate_max;

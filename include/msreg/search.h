@@ -82,6 +82,15 @@ void msr_index_free(struct msr_index *idx);
  * is unchanged). Now and then an add folds recent adds into a sorted run: that
  * call takes longer (the build happens off the searchers' lock).
  */
+/*
+ * Add many codes at once: rs8 must hold only rs8 codewords (packed), codes only
+ * other codes (free codes, and 8-symbol values that are not codewords), and
+ * none of them may be in the index already (the caller guarantees it, as a
+ * load from the registry's unique codes does). The rs8 codes become one new
+ * sorted run. Thread-safe; returns 0, or -1 with the index unchanged.
+ */
+int msr_index_add_bulk(struct msr_index *idx, const uint64_t *rs8, size_t n_rs8,
+    const struct msr_code *codes, size_t n_codes);
 int msr_index_add(struct msr_index *idx, const struct msr_code *code);
 int msr_index_add_rs8(struct msr_index *idx, uint64_t packed);
 
