@@ -75,7 +75,7 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libmsreg.a $(HARNESS) $(wildcard include/ms
 $(HARNESS): tests/harness.c tests/harness.h | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -c $< -o $@
 
-$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libmsreg.a $(HARNESS) | $(BUILD)/bench
+$(BUILD)/bench/%: tests/bench/%.c tests/bench/bench.h $(BUILD)/libmsreg.a $(HARNESS) | $(BUILD)/bench
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(HARNESS) $(BUILD)/libmsreg.a \
 	    $(LDFLAGS) $(PKG_LIBS) $(CHECK_LIBS) $(CURL_LIBS) -lm
 

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "harness.h"
 #include "msreg/audit.h"
 #include "msreg/config.h"
@@ -34,15 +35,6 @@ static struct msr_audit *seq;
 static atomic_long next_entry;
 static long total_entries;
 static atomic_long failed;
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Run wrk; fill req/s and latency percentiles (ms). 0 on success. */
 static int
@@ -167,10 +159,10 @@ main(void)
 	printf("  GET /healthz (baseline)          %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n",
 	    h_rps, h50, h99);
 	size0 = tree_size();
-	t0 = now_s();
+	t0 = msr_now_s();
 	if (wrk(path, strstr(what, "auditor") ? aud : inv, 10, &a_rps, &a50, &a99) != 0)
 		return 1;
-	t = now_s() - t0;
+	t = msr_now_s() - t0;
 	size1 = tree_size();
 	printf("  audited: %s\n", what);
 	printf("                                   %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n",
@@ -192,12 +184,12 @@ main(void)
 		return 1;
 	}
 	atomic_store(&next_entry, 0);
-	t0 = now_s();
+	t0 = msr_now_s();
 	for (int i = 0; i < APPENDERS; i++)
 		pthread_create(&th[i], NULL, appender, NULL);
 	for (int i = 0; i < APPENDERS; i++)
 		pthread_join(th[i], NULL);
-	t = now_s() - t0;
+	t = msr_now_s() - t0;
 	msr_audit_stop(seq);
 	printf("\nsequencer alone, %d appending threads, ~330-byte entries\n", APPENDERS);
 	printf("  %ld appends in %.2f s         %9.0f appends/s (%ld failed)\n",
@@ -209,25 +201,25 @@ main(void)
 		char *argv[] = { cli, "--config", it.config, "audit", "verify", "--db", NULL };
 
 		snprintf(cli, sizeof(cli), "%s/msreg", it.bin);
-		t0 = now_s();
+		t0 = msr_now_s();
 		if (msr_it_run(argv, &out) != 0)
 			printf("verify --db FAILED: %s", out ? out : "");
-		t = now_s() - t0;
+		t = msr_now_s() - t0;
 		printf("\nmsreg audit verify --db (every leaf, every checkpoint signature)\n  %s",
 		    out ? out : "");
 		printf("  wall time including process start: %.2f s\n", t);
 		free(out);
 	}
-	t0 = now_s();
+	t0 = msr_now_s();
 	if (msr_it_start(&it) != 0) {
 		printf("msregd did not restart\n");
 		return 1;
 	}
-	while (msr_it_status(&it, "GET", "/readyz", NULL, NULL) != 200 && now_s() - t0 < 120) {
+	while (msr_it_status(&it, "GET", "/readyz", NULL, NULL) != 200 && msr_now_s() - t0 < 120) {
 		struct timespec ts = { 0, 20 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
-	t = now_s() - t0;
+	t = msr_now_s() - t0;
 	printf("\nmsregd restart with verify_on_start=full over %ld+ entries: ready in %.2f s\n",
 	    total_entries, t);
 	msr_it_teardown(&it);

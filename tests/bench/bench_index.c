@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "msreg/code.h"
 #include "msreg/pattern.h"
 #include "msreg/search.h"
@@ -351,37 +352,6 @@ brute_force(const uint64_t *codes, size_t n, const struct msr_query *q,
 
 /* --- timing ------------------------------------------------------------- */
 
-static double
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int
-dbl_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-percentile(double *v, size_t n, double pct)
-{
-	size_t i;
-
-	if (n == 0)
-		return 0.0;
-	qsort(v, n, sizeof(*v), dbl_cmp);
-	i = (size_t)(pct / 100.0 * (double)n + 0.999999);
-	if (i > 0)
-		i--;
-	return v[i < n ? i : n - 1];
-}
-
 static int
 same_result(const struct msr_search_result *ir, const struct msr_hit *ih,
     const struct brute_result *br)
@@ -479,17 +449,17 @@ main(int argc, char **argv)
 	if (argc > 2)
 		seed = strtoull(argv[2], NULL, 0);
 
-	t0 = now_us();
+	t0 = ((double)msr_now_ns() / 1e3);
 	codes = make_codes(seed, n);
-	gen_us = now_us() - t0;
+	gen_us = ((double)msr_now_ns() / 1e3) - t0;
 	bq = calloc(per, sizeof(*bq));
 	ti = calloc(per, sizeof(*ti));
 	tb = calloc(per, sizeof(*tb));
 	if (codes == NULL || bq == NULL || ti == NULL || tb == NULL)
 		goto done;
-	t0 = now_us();
+	t0 = ((double)msr_now_ns() / 1e3);
 	idx = msr_index_build(codes, n, NULL, 0, NULL);
-	build_us = now_us() - t0;
+	build_us = ((double)msr_now_ns() / 1e3) - t0;
 	if (idx == NULL) {
 		fprintf(stderr, "bench_index: build failed\n");
 		goto done;
@@ -516,15 +486,15 @@ main(int argc, char **argv)
 
 		got = class_queries(seed, codes, n, c, per, bq, &refused);
 		for (i = 0; i < got; i++) {
-			t0 = now_us();
+			t0 = ((double)msr_now_ns() / 1e3);
 			if (msr_index_search(idx, &bq[i].q, hits, LIMIT, &ir) != 0)
 				abort();
-			ti[i] = now_us() - t0;
+			ti[i] = ((double)msr_now_ns() / 1e3) - t0;
 			tot += (double)ir.total;
 			if (i < BRUTE_PER_CLASS) {
-				t0 = now_us();
+				t0 = ((double)msr_now_ns() / 1e3);
 				brute_force(codes, n, &bq[i].q, &br);
-				tb[i] = now_us() - t0;
+				tb[i] = ((double)msr_now_ns() / 1e3) - t0;
 				if (!same_result(&ir, hits, &br)) {
 					wrong++;
 					fprintf(stderr, "MISMATCH class %s query %zu: "
@@ -534,11 +504,11 @@ main(int argc, char **argv)
 			}
 		}
 		nb = got < BRUTE_PER_CLASS ? got : BRUTE_PER_CLASS;
-		ip99 = percentile(ti, got, 99);
-		ip50 = percentile(ti, got, 50);
+		ip99 = bench_percentile(ti, got, 99);
+		ip50 = bench_percentile(ti, got, 50);
 		imax = got ? ti[got - 1] : 0;
-		bp99 = percentile(tb, nb, 99);
-		bp50 = percentile(tb, nb, 50);
+		bp99 = bench_percentile(tb, nb, 99);
+		bp50 = bench_percentile(tb, nb, 50);
 		limit_us = classes[c].max_mismatches == 0 ? 1000.0 : 20000.0;
 		if (got > 0 && ip99 > limit_us)
 			over++;

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "harness.h"
 
 #define BATCH          10000
@@ -41,15 +42,6 @@
 static struct msr_it it;
 static char k_mfr[128], k_inv[128];
 static int clients = 4;           /* BENCH_clients overrides */
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void __attribute__((noreturn))
 fail(const char *what)
@@ -190,7 +182,7 @@ bench_allocate(int requests_per_client, size_t *ncodes)
 
 	if (all == NULL)
 		fail("out of memory");
-	t0 = now_s();
+	t0 = msr_now_s();
 	for (int i = 0; i < clients; i++) {
 		jobs[i].requests = requests_per_client;
 		jobs[i].codes = all + (size_t)i * per * CODE_LEN;
@@ -201,7 +193,7 @@ bench_allocate(int requests_per_client, size_t *ncodes)
 		if (!jobs[i].ok)
 			fail("allocation failed");
 	}
-	t = now_s() - t0;
+	t = msr_now_s() - t0;
 	*ncodes = per * clients;
 	printf("allocation      %zu codes in %.2f s: %.0f codes/s "
 	    "(%d clients x %d requests of %d)\n", *ncodes, t, (double)*ncodes / t,
@@ -312,7 +304,7 @@ bench_register_http(const char *codes, size_t n)
 	for (int i = 0; i < nb; i++)
 		bodies[i] = batch_body(codes, (size_t)i * BATCH);
 	daemon_cpu(cpu0);
-	t0 = now_s();
+	t0 = msr_now_s();
 	for (int i = 0; i < clients; i++) {
 		jobs[i].bodies = bodies;
 		jobs[i].nbodies = nb;
@@ -325,7 +317,7 @@ bench_register_http(const char *codes, size_t n)
 		if (!jobs[i].ok)
 			fail("batch registration failed");
 	}
-	t = now_s() - t0;
+	t = msr_now_s() - t0;
 	for (int i = 0; i < nb; i++)
 		free(bodies[i]);
 	free(bodies);
@@ -427,7 +419,7 @@ bench_register_copy(const char *codes, size_t first, size_t n, long long created
 	double t0, t;
 
 	n = n / BATCH * BATCH;
-	t0 = now_s();
+	t0 = msr_now_s();
 	for (int i = 0; i < clients; i++) {
 		jobs[i].codes = codes;
 		jobs[i].created_by = created_by;
@@ -441,7 +433,7 @@ bench_register_copy(const char *codes, size_t first, size_t n, long long created
 		if (!jobs[i].ok)
 			fail("COPY failed");
 	}
-	t = now_s() - t0;
+	t = msr_now_s() - t0;
 	printf("register COPY   %zu firearms in %.2f s: %.0f firearms/s "
 	    "(%d connections, COPY firearms + COPY codes, %d rows per transaction)\n",
 	    n, t, (double)n / t, clients, BATCH);
@@ -504,7 +496,7 @@ lookup_thread(void *arg)
 	j->ok = 1;
 	for (int i = 0; i < j->n; i++) {
 		size_t k = randombytes_uniform((uint32_t)j->ncodes);
-		double t0 = now_s();
+		double t0 = msr_now_s();
 		snprintf(path, sizeof(path),
 		    "/v1/codes/%.8s?case_number=BENCH-1&purpose=benchmark", j->codes + CODE_LEN * k);
 		if (client_call(&c, "GET", path, NULL) != 200) {
@@ -512,26 +504,19 @@ lookup_thread(void *arg)
 			j->ok = 0;
 			break;
 		}
-		j->lat[i] = now_s() - t0;
+		j->lat[i] = msr_now_s() - t0;
 	}
 	client_free(&c);
 	return NULL;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static void
 report_latency(const char *what, double *lat, size_t n, double wall, int threads)
 {
-	qsort(lat, n, sizeof(*lat), cmp_double);
+	double p99 = bench_percentile(lat, n, 99);
+
 	printf("%-15s %zu lookups, %d threads: p50 %.2f ms, p99 %.2f ms, %.0f lookups/s\n",
-	    what, n, threads, lat[n / 2] * 1e3, lat[n * 99 / 100] * 1e3, (double)n / wall);
+	    what, n, threads, bench_percentile(lat, n, 50) * 1e3, p99 * 1e3, (double)n / wall);
 }
 
 static void
@@ -544,7 +529,7 @@ bench_lookup(const char *codes, size_t ncodes, int per_thread)
 	PGconn *pg;
 	PGresult *res;
 
-	t0 = now_s();
+	t0 = msr_now_s();
 	for (int i = 0; i < LOOKUP_THREADS; i++) {
 		jobs[i].codes = codes;
 		jobs[i].ncodes = ncodes;
@@ -557,7 +542,7 @@ bench_lookup(const char *codes, size_t ncodes, int per_thread)
 		if (!jobs[i].ok)
 			fail("lookup failed");
 	}
-	wall = now_s() - t0;
+	wall = msr_now_s() - t0;
 	report_latency("lookup HTTP", lat, total, wall, LOOKUP_THREADS);
 
 	/* baseline: the handler's join, straight through libpq, one connection */
@@ -567,20 +552,20 @@ bench_lookup(const char *codes, size_t ncodes, int per_thread)
 	    " LEFT JOIN first_sales s ON s.firearm_id = f.id WHERE c.code = $1", 1, NULL);
 	PQclear(res);
 	total = sql_total;
-	t0 = now_s();
+	t0 = msr_now_s();
 	for (size_t i = 0; i < total; i++) {
 		char code[CODE_LEN + 1];
 		const char *values[1] = { code };
-		double t1 = now_s();
+		double t1 = msr_now_s();
 		memcpy(code, codes + CODE_LEN * randombytes_uniform((uint32_t)ncodes), CODE_LEN);
 		code[CODE_LEN] = '\0';
 		res = PQexecPrepared(pg, "q", 1, values, NULL, NULL, 0);
 		if (PQntuples(res) != 1)
 			fail("SQL lookup found nothing");
 		PQclear(res);
-		lat[i] = now_s() - t1;
+		lat[i] = msr_now_s() - t1;
 	}
-	wall = now_s() - t0;
+	wall = msr_now_s() - t0;
 	report_latency("lookup SQL", lat, total, wall, 1);
 	PQfinish(pg);
 	free(lat);

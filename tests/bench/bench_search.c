@@ -60,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "harness.h"
 #include "msreg/code.h"
 #include "msreg/pattern.h"
@@ -112,38 +113,6 @@ static char dumper[PATH_MAX];
 
 /* --- clock and statistics ------------------------------------------------ */
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-dbl_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* The pct-th percentile (nearest rank) of v[0..n); v is sorted in place. */
-static double
-percentile(double *v, size_t n, double pct)
-{
-	size_t i;
-
-	if (n == 0)
-		return 0.0;
-	qsort(v, n, sizeof(*v), dbl_cmp);
-	i = (size_t)(pct / 100.0 * (double)n + 0.999999);
-	if (i > 0)
-		i--;
-	return v[i < n ? i : n - 1];
-}
-
 /* p50 and p99 of a copy of v[0..n). */
 static void
 p50_p99(const double *v, size_t n, double *p50, double *p99)
@@ -156,8 +125,8 @@ p50_p99(const double *v, size_t n, double *p50, double *p99)
 		return;
 	}
 	memcpy(tmp, v, n * sizeof(*tmp));
-	*p99 = percentile(tmp, n, 99);
-	*p50 = percentile(tmp, n, 50);
+	*p99 = bench_percentile(tmp, n, 99);
+	*p50 = bench_percentile(tmp, n, 50);
 	free(tmp);
 }
 
@@ -422,10 +391,10 @@ pg_exec(PGconn *pg, const char *sql)
 static double
 pg_timed(PGconn *pg, const char *sql)
 {
-	double t0 = now_s();
+	double t0 = msr_now_s();
 
 	pg_exec(pg, sql);
-	return now_s() - t0;
+	return msr_now_s() - t0;
 }
 
 static void
@@ -498,9 +467,9 @@ pg_load(const uint64_t *codes, size_t n)
 	t_f = pg_timed(pg, sql);
 	snprintf(sql, sizeof(sql), "SELECT setval('firearms_id_seq', %zu)", n);
 	pg_exec(pg, sql);
-	t_c = now_s();
+	t_c = msr_now_s();
 	pg_copy_codes(pg, codes, n);
-	t_c = now_s() - t_c;
+	t_c = msr_now_s() - t_c;
 	t_g = pg_timed(pg, "CREATE INDEX codes_code_trgm ON codes USING gin"
 	    " (code gin_trgm_ops)");
 	t_v = pg_timed(pg, "VACUUM ANALYZE firearms");
@@ -593,11 +562,11 @@ time_index(struct msr_index *idx, const struct bquery *qs, size_t nq, double *t)
 
 	for (pass = 0; pass < 2; pass++)
 		for (i = 0; i < nq; i++) {
-			double t0 = now_s();
+			double t0 = msr_now_s();
 
 			if (msr_index_search(idx, &qs[i].q, hits, LIMIT, &sr) != 0)
 				fail("index search failed");
-			t[i] = now_s() - t0;
+			t[i] = msr_now_s() - t0;
 		}
 }
 
@@ -624,9 +593,9 @@ time_pg(const struct scale *sc, struct size_result *st, struct msr_index *idx,
 		if (bq->regex == NULL || ran[bq->cls] >= sc->pg_cap ||
 		    spent[bq->cls] >= sc->pg_budget_s)
 			continue;
-		t0 = now_s();
+		t0 = msr_now_s();
 		res = PQexecPrepared(pg, "search", 1, values, NULL, NULL, 0);
-		t[i] = now_s() - t0;
+		t[i] = msr_now_s() - t0;
 		ran[bq->cls]++;
 		spent[bq->cls] += t[i];
 		if (PQresultStatus(res) == PGRES_TUPLES_OK) {
@@ -695,18 +664,18 @@ static void
 daemon_reload(struct size_result *st)
 {
 	struct msr_it_resp r;
-	double t0 = now_s();
+	double t0 = msr_now_s();
 	struct timespec ts = { 0, 100 * 1000000L };
 
 	msr_it_stop(&it, SIGTERM);
 	if (msr_it_start(&it) != 0)
 		fail("msregd did not restart");
 	while (msr_it_status(&it, "GET", "/readyz", NULL, NULL) != 200) {
-		if (now_s() - t0 > 300)
+		if (msr_now_s() - t0 > 300)
 			fail("msregd not ready after 300 s");
 		nanosleep(&ts, NULL);
 	}
-	st->ready_s = now_s() - t0;
+	st->ready_s = msr_now_s() - t0;
 	if (msr_it_request(&it, "GET", "/metrics", NULL, NULL, NULL, &r) != 0 ||
 	    r.status != 200)
 		fail("GET /metrics failed");
@@ -777,14 +746,14 @@ run_size(const struct scale *sc, struct size_result *st, struct bquery **qs_out,
 	pg_load(codes, sc->n);
 	daemon_reload(st);
 
-	t0 = now_s();
+	t0 = msr_now_s();
 	idx = msr_index_build(codes, sc->n, NULL, 0, NULL);
 	if (idx == NULL)
 		fail("index build failed");
 	msr_index_stats(idx, &ist);
 	st->local_bytes = (double)ist.memory / (double)ist.codes;
 	printf("in-process index msr_index_build %.2f s, %.2f bytes/code\n",
-	    now_s() - t0, st->local_bytes);
+	    msr_now_s() - t0, st->local_bytes);
 	free(codes);
 
 	ti = calloc(nq, sizeof(*ti));
@@ -792,10 +761,10 @@ run_size(const struct scale *sc, struct size_result *st, struct bquery **qs_out,
 	if (ti == NULL || tp == NULL)
 		fail("out of memory");
 	time_index(idx, qs, nq, ti);
-	t0 = now_s();
+	t0 = msr_now_s();
 	time_pg(sc, st, idx, qs, nq, tp);
 	printf("pg_trgm queries  %.0f s (at most %zu per class, %.0f s budget per class, "
-	    "statement_timeout %d s)\n", now_s() - t0, sc->pg_cap, sc->pg_budget_s,
+	    "statement_timeout %d s)\n", msr_now_s() - t0, sc->pg_cap, sc->pg_budget_s,
 	    PG_TIMEOUT_MS / 1000);
 	class_stats(st, qs, nq, ti, tp);
 	print_classes(st);
@@ -857,7 +826,7 @@ static const char wrk_done[] =
     "  local e = summary.errors\n"
     "  io.write(string.format(\"WRK %d %d %d %d %d %d\\n\", summary.requests,\n"
     "    summary.duration, e.status, e.connect + e.read + e.write + e.timeout,\n"
-    "    latency:percentile(50), latency:percentile(99)))\n"
+    "    latency:bench_percentile(50), latency:bench_percentile(99)))\n"
     "end\n";
 
 /* Lua for wrk cycling through search bodies (or GET only when qs is NULL). */
@@ -1030,7 +999,7 @@ summary(const struct size_result *st, const struct wrk_result *search)
 		if (cs->idx_p50 >= cs->pg_p50 || cs->idx_p99 >= cs->pg_p99)
 			slower++;
 	}
-	med = percentile(speed, ns, 50);
+	med = bench_percentile(speed, ns, 50);
 	bpc = st->daemon_codes > 0 ? st->daemon_bytes / st->daemon_codes : 0;
 	printf("\nSUMMARY at %zu codes%s\n", st->n,
 	    st->n < 10000000 ? " (the targets are stated for 1e7)" : "");
