@@ -183,16 +183,10 @@ main(void)
 {
 	Suite *s = suite_create("audit");
 	TCase *tc = tcase_create("verify");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, checkpoint_open);
 	tcase_add_test(tc, receipts);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return msr_test_run(s, 0);
 }

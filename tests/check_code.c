@@ -886,11 +886,5 @@ code_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(code_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed != 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return msr_test_run(code_suite(), 0);
 }

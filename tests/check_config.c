@@ -14,6 +14,7 @@
 #include "msreg/log.h"
 #include "msreg/ratelimit.h"
 #include "msreg/registry.h"
+#include "harness.h"
 
 static char *
 write_tmp(const char *text)
@@ -189,8 +190,6 @@ main(void)
 {
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("config");
-	SRunner *sr;
-	int failed;
 
 	if (sodium_init() < 0)
 		return 1;
@@ -202,9 +201,5 @@ main(void)
 	tcase_add_test(tc, ffl);
 	tcase_add_test(tc, rate_limit);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return msr_test_run(s, 0);
 }

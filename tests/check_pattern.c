@@ -521,11 +521,5 @@ pattern_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(pattern_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return msr_test_run(pattern_suite(), 0);
 }

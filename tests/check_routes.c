@@ -10,6 +10,7 @@
 
 #include "msreg/embedded.h"
 #include "msreg/http.h"
+#include "harness.h"
 
 /* "/v1/firearms/{id}/codes" -> "/v1/firearms/{}/codes" */
 static void
@@ -125,16 +126,10 @@ main(void)
 {
 	Suite *s = suite_create("routes");
 	TCase *tc = tcase_create("routes");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, every_route_documented);
 	tcase_add_test(tc, every_documented_path_routed);
 	tcase_add_test(tc, routes_unique);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return msr_test_run(s, 0);
 }

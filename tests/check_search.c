@@ -21,6 +21,7 @@
 #include "msreg/pattern.h"
 #include "msreg/common.h"
 #include "msreg/search.h"
+#include "harness.h"
 
 /* --- deterministic randomness ------------------------------------------- */
 
@@ -728,11 +729,5 @@ search_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(search_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return msr_test_run(search_suite(), 0);
 }

@@ -4,6 +4,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <check.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <libpq-fe.h>
@@ -36,6 +37,20 @@ msr_test_load_json(const char *name)
 		abort();
 	}
 	return j;
+}
+
+int
+msr_test_run(Suite *s, int nofork)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	if (nofork)
+		srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2)))

@@ -22,6 +22,14 @@
 /* Load tests/data/<name>; aborts the test process if it cannot. Caller decrefs. */
 json_t *msr_test_load_json(const char *name);
 
+struct Suite;
+/*
+ * Run a Check suite and return the process exit status (0 when every test
+ * passed). nofork runs the tests in this process (for tests that must share
+ * state with their fixtures, such as a daemon they kill and restart).
+ */
+int msr_test_run(struct Suite *s, int nofork);
+
 struct msr_it {
 	char  name[64];
 	char  dir[512];          /* per-suite scratch dir (config, keys, logs) */

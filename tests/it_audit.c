@@ -735,8 +735,6 @@ main(void)
 	Suite *s = suite_create("audit");
 	TCase *tc = tcase_create("log");
 	TCase *tt = tcase_create("tamper");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
@@ -751,10 +749,5 @@ main(void)
 	tcase_add_test(tt, lock_held_elsewhere_times_out);
 	tcase_add_test(tt, tampering_is_named_and_refused);
 	suite_add_tcase(s, tt);
-	sr = srunner_create(s);
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return msr_test_run(s, 1);
 }

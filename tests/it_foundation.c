@@ -411,8 +411,6 @@ main(void)
 {
 	Suite *s = suite_create("foundation");
 	TCase *tc = tcase_create("daemon");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
@@ -427,9 +425,5 @@ main(void)
 	tcase_add_test(tc, tls);
 	tcase_add_test(tc, graceful_shutdown);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return msr_test_run(s, 0);
 }

@@ -542,8 +542,6 @@ main(void)
 {
 	Suite *s = suite_create("search");
 	TCase *tc = tcase_create("search");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
@@ -553,9 +551,5 @@ main(void)
 	tcase_add_test(tc, roles_and_audit);
 	tcase_add_test(tc, retired_and_second_instance);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return msr_test_run(s, 0);
 }
