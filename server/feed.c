@@ -147,9 +147,13 @@ load_code(struct load_buf *b, const char *text, size_t len)
 			return -1;
 		if (b->n_rs8 == b->cap_rs8) {
 			size_t cap = b->cap_rs8 ? b->cap_rs8 * 2 : 1 << 16;
+			uint64_t *p;
+
 			if (cap > b->chunk)
-				cap = b->chunk;
-			uint64_t *p = realloc(b->rs8, cap * sizeof(*p));
+				cap = b->chunk;     /* chunk >= 1000 ([search] load_chunk) */
+			if (cap <= b->n_rs8)
+				return -1;
+			p = realloc(b->rs8, cap * sizeof(*p));
 			if (p == NULL)
 				return -1;
 			b->rs8 = p;
