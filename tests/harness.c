@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -159,6 +160,18 @@ msr_it_sql(struct msr_it *it, const char *sql)
 	return ok ? 0 : -1;
 }
 
+/* deploy/pg.sh's superuser: postgres when run as root, else the invoking user. */
+static const char *
+cluster_superuser(void)
+{
+	struct passwd *pw;
+
+	if (getuid() == 0)
+		return "postgres";
+	pw = getpwuid(getuid());
+	return pw != NULL ? pw->pw_name : "postgres";
+}
+
 static void
 create_database(struct msr_it *it)
 {
@@ -167,7 +180,7 @@ create_database(struct msr_it *it)
 
 	snprintf(db, sizeof(db), "it_%s", it->name);
 	snprintf(it->url_super, sizeof(it->url_super), "postgresql://%s@/postgres?host=%s/run",
-	    getuid() == 0 ? "postgres" : getenv("USER") ? getenv("USER") : "postgres",
+	    cluster_superuser(),
 	    it->pgbase);
 	pg = connect_or_die(it->url_super);
 	exec_or_die(pg, "SET client_min_messages = warning");
@@ -181,7 +194,7 @@ create_database(struct msr_it *it)
 	exec_or_die(pg, sql);
 	PQfinish(pg);
 	snprintf(it->url_super, sizeof(it->url_super), "postgresql://%s@/%s?host=%s/run",
-	    getuid() == 0 ? "postgres" : getenv("USER") ? getenv("USER") : "postgres",
+	    cluster_superuser(),
 	    db, it->pgbase);
 	pg = connect_or_die(it->url_super);
 	exec_or_die(pg, "REVOKE CREATE ON SCHEMA public FROM PUBLIC");
