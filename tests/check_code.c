@@ -37,29 +37,16 @@
 		ck_abort_msg(__VA_ARGS__);                              \
 } while (0)
 
-/* splitmix64: small, fixed-seed, good enough to spread test inputs. */
-static uint64_t
-prng_next(uint64_t *state)
-{
-	uint64_t z;
-
-	*state += UINT64_C(0x9e3779b97f4a7c15);
-	z = *state;
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
 static void
 random_codeword(uint64_t *state, uint8_t sym[MSR_RS8_LEN])
 {
-	msr_rs8_from_data((uint32_t)(prng_next(state) >> 34), sym);
+	msr_rs8_from_data((uint32_t)(msr_test_rand(state) >> 34), sym);
 }
 
 static void
 random_word(uint64_t *state, uint8_t sym[MSR_RS8_LEN])
 {
-	uint64_t r = prng_next(state);
+	uint64_t r = msr_test_rand(state);
 	unsigned i;
 
 	for (i = 0; i < MSR_RS8_LEN; i++)
@@ -485,7 +472,7 @@ START_TEST(rs8_pack_roundtrip)
 	unsigned k;
 
 	for (k = 0; k < NCODES; k++) {
-		v = prng_next(&state) & ((UINT64_C(1) << 40) - 1);
+		v = msr_test_rand(&state) & ((UINT64_C(1) << 40) - 1);
 		msr_rs8_unpack(v, sym);
 		REQUIRE(msr_rs8_pack(sym) == v, "pack(unpack(%llx))",
 		    (unsigned long long)v);
@@ -520,7 +507,7 @@ START_TEST(rs8_from_data)
 	ck_assert_mem_eq(sym, other, MSR_RS8_LEN);
 
 	for (k = 0; k < NCODES; k++) {
-		d = (uint32_t)(prng_next(&state) >> 34);
+		d = (uint32_t)(msr_test_rand(&state) >> 34);
 		msr_rs8_from_data(d, sym);
 		REQUIRE(msr_rs8_valid(sym), "from_data(%u) not a codeword", d);
 		REQUIRE(msr_rs8_pack(sym) >> 10 == d, "from_data(%u) data differs", d);
@@ -614,7 +601,7 @@ START_TEST(rs8_linear)
 	for (k = 0; k < NCODES; k++) {
 		random_codeword(&state, a);
 		random_codeword(&state, b);
-		scalar = (uint8_t)(prng_next(&state) & 31);
+		scalar = (uint8_t)(msr_test_rand(&state) & 31);
 		for (i = 0; i < MSR_RS8_LEN; i++)
 			s[i] = a[i] ^ msr_gf_mul(scalar, b[i]);
 		REQUIRE(msr_rs8_valid(s), "a + k*b not a codeword");
@@ -640,8 +627,8 @@ START_TEST(prop_two_erasures_every_pair)
 				memcpy(sym, orig, sizeof(sym));
 				memset(known, 1, sizeof(known));
 				known[i] = known[j] = 0;
-				sym[i] = (uint8_t)(prng_next(&state) & 31);
-				sym[j] = (uint8_t)(prng_next(&state) & 31);
+				sym[i] = (uint8_t)(msr_test_rand(&state) & 31);
+				sym[j] = (uint8_t)(msr_test_rand(&state) & 31);
 				REQUIRE(msr_rs8_complete(sym, known) == 1,
 				    "two erasures not completed");
 				REQUIRE(memcmp(sym, orig, sizeof(sym)) == 0,
@@ -722,8 +709,8 @@ START_TEST(prop_substitution_detected)
 		/* two substitutions: every pair of positions, random values */
 		for (i = 0; i < MSR_RS8_LEN; i++) {
 			for (j = i + 1; j < MSR_RS8_LEN; j++) {
-				v = 1 + (unsigned)(prng_next(&state) % 31);
-				w = 1 + (unsigned)(prng_next(&state) % 31);
+				v = 1 + (unsigned)(msr_test_rand(&state) % 31);
+				w = 1 + (unsigned)(msr_test_rand(&state) % 31);
 				sym[i] ^= (uint8_t)v;
 				sym[j] ^= (uint8_t)w;
 				REQUIRE(!msr_rs8_valid(sym),
@@ -813,12 +800,12 @@ START_TEST(prop_format_normalize_roundtrip)
 	unsigned k;
 
 	for (k = 0; k < NCODES; k++) {
-		len = (size_t)(prng_next(&state) % (MSR_CODE_MAX + 1));
+		len = (size_t)(msr_test_rand(&state) % (MSR_CODE_MAX + 1));
 		for (i = 0; i < len; i++)
-			sym[i] = (uint8_t)(prng_next(&state) & 31);
+			sym[i] = (uint8_t)(msr_test_rand(&state) & 31);
 		/* render with random case and separators */
 		for (i = 0, o = 0; i < len; i++) {
-			r = prng_next(&state);
+			r = msr_test_rand(&state);
 			buf[o] = msr_sym_char(sym[i]);
 			if ((r & 1) && buf[o] >= 'A' && buf[o] <= 'Z')
 				buf[o] = (char)(buf[o] - 'A' + 'a');

@@ -25,26 +25,10 @@
 
 /* --- deterministic randomness ------------------------------------------- */
 
-static uint64_t
-rnd_next(uint64_t *s)
-{
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
-static unsigned
-rnd_below(uint64_t *s, unsigned n)
-{
-	return (unsigned)(rnd_next(s) % n);
-}
-
 static int
 rnd_chance(uint64_t *s, unsigned percent)
 {
-	return rnd_below(s, 100) < percent;
+	return msr_test_rand_below(s, 100) < percent;
 }
 
 /* --- registry ----------------------------------------------------------- */
@@ -59,7 +43,7 @@ random_rs8(uint64_t *s, struct msr_code *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->len = 8;
-	msr_rs8_from_data((uint32_t)(rnd_next(s) & (MSR_RS8_DATA_SPACE - 1)),
+	msr_rs8_from_data((uint32_t)(msr_test_rand(s) & (MSR_RS8_DATA_SPACE - 1)),
 	    c->sym);
 }
 
@@ -71,7 +55,7 @@ random_free(uint64_t *s, struct msr_code *c, unsigned len)
 	memset(c, 0, sizeof(*c));
 	c->len = (uint8_t)len;
 	for (i = 0; i < len; i++)
-		c->sym[i] = (uint8_t)rnd_below(s, 32);
+		c->sym[i] = (uint8_t)msr_test_rand_below(s, 32);
 }
 
 static int
@@ -106,17 +90,17 @@ registry_make(struct registry *reg, uint64_t seed, size_t n_rs8, size_t n_free)
 		struct msr_code *c = &reg->codes[i];
 
 		if (i > 10 && rnd_chance(&s, 20)) {
-			*c = reg->codes[rnd_below(&s, (unsigned)i)];
-			c->sym[rnd_below(&s, 6)] = (uint8_t)rnd_below(&s, 32);
+			*c = reg->codes[msr_test_rand_below(&s, (unsigned)i)];
+			c->sym[msr_test_rand_below(&s, 6)] = (uint8_t)msr_test_rand_below(&s, 32);
 			if (rnd_chance(&s, 50))
-				c->sym[rnd_below(&s, 6)] = (uint8_t)rnd_below(&s, 32);
+				c->sym[msr_test_rand_below(&s, 6)] = (uint8_t)msr_test_rand_below(&s, 32);
 			msr_rs8_encode(c->sym);
 		} else {
 			random_rs8(&s, c);
 		}
 	}
 	for (i = n_rs8; i < n_rs8 + n_free; i++) {
-		unsigned len = MSR_FREE_MIN + rnd_below(&s, MSR_FREE_MAX - MSR_FREE_MIN + 1);
+		unsigned len = MSR_FREE_MIN + msr_test_rand_below(&s, MSR_FREE_MAX - MSR_FREE_MIN + 1);
 
 		if (rnd_chance(&s, 30))
 			len = 8;        /* mostly non-codewords of rs8 length */
@@ -127,8 +111,8 @@ registry_make(struct registry *reg, uint64_t seed, size_t n_rs8, size_t n_free)
 
 			if (prev->len == len) {
 				reg->codes[i] = *prev;
-				reg->codes[i].sym[rnd_below(&s, len)] =
-				    (uint8_t)rnd_below(&s, 32);
+				reg->codes[i].sym[msr_test_rand_below(&s, len)] =
+				    (uint8_t)msr_test_rand_below(&s, 32);
 			}
 		}
 	}
@@ -139,7 +123,7 @@ registry_make(struct registry *reg, uint64_t seed, size_t n_rs8, size_t n_free)
 			reg->codes[out++] = reg->codes[i];
 	reg->n = out;
 	for (i = reg->n; i > 1; i--) {
-		size_t j = rnd_next(&s) % i;
+		size_t j = msr_test_rand(&s) % i;
 		struct msr_code tmp = reg->codes[i - 1];
 
 		reg->codes[i - 1] = reg->codes[j];
@@ -207,13 +191,13 @@ misread(uint64_t *s, uint8_t v)
 		const char *grp = confusable[g];
 
 		if (strchr(grp, ch) != NULL && rnd_chance(s, 70)) {
-			char o = grp[rnd_below(s, (unsigned)strlen(grp))];
+			char o = grp[msr_test_rand_below(s, (unsigned)strlen(grp))];
 
 			if (o != ch)
 				return (uint8_t)msr_sym_value(o);
 		}
 	}
-	return (uint8_t)((v + 1 + rnd_below(s, 31)) % 32);
+	return (uint8_t)((v + 1 + msr_test_rand_below(s, 31)) % 32);
 }
 
 struct qshape {
@@ -241,13 +225,13 @@ make_text(uint64_t *s, const struct msr_code *c, const struct qshape *sh,
 			continue;
 		}
 		if (rnd_chance(s, sh->set_pct)) {
-			unsigned k, m = 1 + rnd_below(s, 3);
+			unsigned k, m = 1 + msr_test_rand_below(s, 3);
 
 			buf[n++] = '[';
 			if (rnd_chance(s, 85))
 				buf[n++] = msr_sym_char(v);
 			for (k = 0; k < m; k++)
-				buf[n++] = msr_sym_char((uint8_t)rnd_below(s, 32));
+				buf[n++] = msr_sym_char((uint8_t)msr_test_rand_below(s, 32));
 			buf[n++] = ']';
 			continue;
 		}
@@ -292,16 +276,16 @@ make_query(uint64_t *s, const struct registry *reg, struct msr_query *q)
 	struct msr_code target;
 	struct qshape sh;
 	char buf[256];
-	unsigned r, nread = 1 + rnd_below(s, 3), k = rnd_below(s, 3);
+	unsigned r, nread = 1 + msr_test_rand_below(s, 3), k = msr_test_rand_below(s, 3);
 	int rc;
 
 	if (rnd_chance(s, 85))
-		target = reg->codes[rnd_next(s) % reg->n];
+		target = reg->codes[msr_test_rand(s) % reg->n];
 	else if (rnd_chance(s, 70))
 		random_rs8(s, &target);
 	else
-		random_free(s, &target, 6 + rnd_below(s, 11));
-	switch (rnd_below(s, 4)) {
+		random_free(s, &target, 6 + msr_test_rand_below(s, 11));
+	switch (msr_test_rand_below(s, 4)) {
 	case 0:
 		sh = (struct qshape){ 5, 5, 5 };
 		break;
@@ -411,7 +395,7 @@ check_queries(const struct registry *reg, struct msr_index *idx, uint64_t seed,
 
 	ck_assert_ptr_nonnull(want);
 	for (i = 0; i < nq; i++) {
-		size_t total, limit = 1 + rnd_below(&s, 60), j;
+		size_t total, limit = 1 + msr_test_rand_below(&s, 60), j;
 
 		make_query(&s, reg, &q);
 		total = oracle(reg, &q, want);
@@ -649,7 +633,7 @@ searcher(void *arg)
 
 	while (!atomic_load(&cc->stop) || rounds < 50) {
 		size_t added = atomic_load(&cc->added);
-		size_t i = rnd_next(&s) % (cc->bulk + added);
+		size_t i = msr_test_rand(&s) % (cc->bulk + added);
 
 		/* Anything published before the search started must be found. */
 		if (!find_exact(cc->idx, &cc->reg->codes[i]))

@@ -17,10 +17,32 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Load tests/data/<name>; aborts the test process if it cannot. Caller decrefs. */
 json_t *msr_test_load_json(const char *name);
+
+/*
+ * Seeded randomness for tests and benchmarks (splitmix64): the same seed gives
+ * the same inputs on every machine, so a failure can be replayed.
+ */
+static inline uint64_t
+msr_test_rand(uint64_t *state)
+{
+	uint64_t z = (*state += UINT64_C(0x9e3779b97f4a7c15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+	return z ^ (z >> 31);
+}
+
+/* Uniform enough below n (n > 0) for test inputs. */
+static inline unsigned
+msr_test_rand_below(uint64_t *state, unsigned n)
+{
+	return (unsigned)(msr_test_rand(state) % n);
+}
 
 struct Suite;
 /*

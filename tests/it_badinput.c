@@ -20,15 +20,12 @@
 
 static struct msr_it it;
 static char keys[6][128];     /* indexed by enum msr_role; [0] = no key */
-static uint64_t rng = 0x5DEECE66Du;
+static uint64_t rng = 0x5DEECE66Du;   /* seed of the hostile inputs */
 
 static unsigned
 rnd(unsigned n)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (unsigned)(rng % n);
+	return msr_test_rand_below(&rng, n);
 }
 
 static void

@@ -28,21 +28,12 @@ static struct msr_it it;
 static char mkey[128], ikey[128], akey[128], dkey[128];
 static char **codes;       /* every registered code */
 static size_t ncodes;
-static uint64_t rng = 0x9E3779B97F4A7C15u;
-
-static uint64_t
-next_rand(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
+static uint64_t rng = 20261122;    /* the seed of every generated code and query */
 
 static unsigned
 rand_below(unsigned n)
 {
-	return (unsigned)(next_rand() % n);
+	return msr_test_rand_below(&rng, n);
 }
 
 static void

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "harness.h"
 #include "msreg/code.h"
 #include "msreg/pattern.h"
 #include "msreg/search.h"
@@ -36,22 +37,6 @@
 #define READINGS_MAX     3
 
 /* --- randomness and the registry ---------------------------------------- */
-
-static uint64_t
-rnd_next(uint64_t *s)
-{
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
-static unsigned
-rnd_below(uint64_t *s, unsigned n)
-{
-	return (unsigned)(rnd_next(s) % n);
-}
 
 /* A bijection on 30-bit integers (xorshift-multiply rounds keyed by seed). */
 static uint32_t
@@ -141,16 +126,16 @@ pick_unknowns(uint64_t *s, unsigned u, enum placement place)
 	unsigned mask = 0, n = 0, off, i;
 
 	if (place == PLACE_ALTERNATE) {
-		off = rnd_below(s, 2);
+		off = msr_test_rand_below(s, 2);
 		for (i = 0; i < 4 && n < u; i++, n++)
 			mask |= 1u << (off + 2 * i);
 		off = 1 - off;
 		for (i = 0; i < 4 && n < u; i++, n++)
-			mask |= 1u << (off + 2 * rnd_below(s, 4));
+			mask |= 1u << (off + 2 * msr_test_rand_below(s, 4));
 		/* a repeated pick above leaves fewer; fill up randomly */
 	}
 	while ((unsigned)__builtin_popcount(mask) < u)
-		mask |= 1u << rnd_below(s, 8);
+		mask |= 1u << msr_test_rand_below(s, 8);
 	return mask;
 }
 
@@ -166,7 +151,7 @@ render_gear(uint64_t *s, const uint8_t *sym, unsigned unknown_mask, char *out)
 			continue;
 		/* an illegible symbol on the gear: most of its bits lost */
 		for (b = 0; b < 5; b++)
-			if (rnd_below(s, 5) != 0)
+			if (msr_test_rand_below(s, 5) != 0)
 				bits[5 * p + b] = '?';
 	}
 	memcpy(out, bits, sizeof(bits));
@@ -183,12 +168,12 @@ render_text(uint64_t *s, const uint8_t *sym, unsigned unknown_mask,
 		if (unknown_mask & (1u << p)) {
 			out[n++] = '?';
 		} else if (set_mask & (1u << p)) {
-			unsigned extra = 1 + rnd_below(s, 2);
+			unsigned extra = 1 + msr_test_rand_below(s, 2);
 
 			out[n++] = '[';
 			out[n++] = msr_sym_char(sym[p]);
 			for (k = 0; k < extra; k++)
-				out[n++] = msr_sym_char((uint8_t)rnd_below(s, 32));
+				out[n++] = msr_sym_char((uint8_t)msr_test_rand_below(s, 32));
 			out[n++] = ']';
 		} else {
 			out[n++] = msr_sym_char(sym[p]);
@@ -214,13 +199,13 @@ bench_make_query(uint64_t *s, const uint64_t *codes, size_t n,
 	memset(bq, 0, sizeof(*bq));
 	bq->cls = cls;
 	bq->max_mismatches = k;
-	if (rnd_below(s, 10) != 0)
-		msr_rs8_unpack(codes[rnd_next(s) % n], target);
+	if (msr_test_rand_below(s, 10) != 0)
+		msr_rs8_unpack(codes[msr_test_rand(s) % n], target);
 	else
-		msr_rs8_from_data((uint32_t)(rnd_next(s) & (MSR_RS8_DATA_SPACE - 1)),
+		msr_rs8_from_data((uint32_t)(msr_test_rand(s) & (MSR_RS8_DATA_SPACE - 1)),
 		    target);
-	bq->nreadings = 1 + rnd_below(s, READINGS_MAX);
-	misreads = k == 0 ? 0 : rnd_below(s, k + 1);
+	bq->nreadings = 1 + msr_test_rand_below(s, READINGS_MAX);
+	misreads = k == 0 ? 0 : msr_test_rand_below(s, k + 1);
 	msr_query_init(&bq->q, NULL);
 	for (r = 0; r < bq->nreadings; r++) {
 		uint8_t seen[MSR_RS8_LEN];
@@ -229,14 +214,14 @@ bench_make_query(uint64_t *s, const uint64_t *codes, size_t n,
 
 		memcpy(seen, target, sizeof(seen));
 		while ((unsigned)__builtin_popcount(sm) < cls->sets)
-			sm |= 1u << rnd_below(s, 8);
+			sm |= 1u << msr_test_rand_below(s, 8);
 		sm &= ~um;
 		/* spend the misreads on the first readings */
 		if (misreads > 0) {
-			unsigned p = rnd_below(s, 8);
+			unsigned p = msr_test_rand_below(s, 8);
 
 			if (!(um & (1u << p)) && !(sm & (1u << p))) {
-				seen[p] = (uint8_t)((seen[p] + 1 + rnd_below(s, 31)) % 32);
+				seen[p] = (uint8_t)((seen[p] + 1 + msr_test_rand_below(s, 31)) % 32);
 				misreads--;
 			}
 		}
