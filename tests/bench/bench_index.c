@@ -1,8 +1,9 @@
 /*
  * bench_index.c — the partial-code index against a brute-force C scan.
  *
- *   bench_index [N] [SEED] [PER_CLASS]     benchmark (default 1e6 codes, seed 1,
- *                                          200 queries per class)
+ *   bench_index [N] [SEED] [PER_CLASS]     benchmark (seed 1, 200 queries per
+ *                                          class; without N, BENCH_SCALE decides:
+ *                                          small 1e6, full 1e7, large 1e8 codes)
  *   bench_index --dump-codes SEED N        the registry, one code per line
  *   bench_index --dump-queries SEED N [PER_CLASS]
  *                                          the query set, one JSON object a line:
@@ -433,6 +434,10 @@ main(int argc, char **argv)
 	}
 	if (argc > 2)
 		seed = strtoull(argv[2], NULL, 0);
+	if (argc == 1)		/* make bench: the size follows BENCH_SCALE */
+		n = bench_scale() == BENCH_SMALL ? 1000000 :
+		    bench_scale() == BENCH_LARGE ? 100000000 : 10000000;
+	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	t0 = ((double)msr_now_ns() / 1e3);
 	codes = make_codes(seed, n);
@@ -507,6 +512,22 @@ main(int argc, char **argv)
 	    wrong ? "FAIL" : "all equal", wrong);
 	printf("p99 targets (k=0: 1 ms, otherwise 20 ms): %s\n",
 	    over ? "MISSED" : "met");
+	{
+		char m[64], b[96];
+		double bpc = (double)st.memory / (double)st.codes, build_s = build_us / 1e6;
+		const char *at = n >= 100000000 ? "" : " (extrapolated)";
+
+		snprintf(m, sizeof(m), "%.2f B/code at %.0e", bpc, (double)n);
+		bench_goal("index-bytes", "index at 1e8 codes <= 16 bytes/code", m,
+		    "absolute (pg btree: bench_search)", bpc <= 16);
+		snprintf(m, sizeof(m), "%.2f s at %.0e", build_s, (double)n);
+		snprintf(b, sizeof(b), "at 1e8: %.1f s%s", build_s * 1e8 / (double)n, at);
+		bench_goal("index-build", "index at 1e8 built in < 60 s", m, b,
+		    build_s * 1e8 / (double)n < 60);
+		snprintf(m, sizeof(m), "%u classes over at %.0e", over, (double)n);
+		bench_goal("index-p99", "index p99 (k=0 1 ms, else 20 ms) at 1e8", m,
+		    "brute-force scan, same queries", over == 0);
+	}
 	ret = wrong ? 1 : 0;
 done:
 	msr_index_free(idx);
