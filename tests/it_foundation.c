@@ -304,7 +304,7 @@ START_TEST(rate_limit)
 	struct msr_it_resp r;
 	int limited = 0;
 
-	msr_it_instance(&it, &lim, "ratelimited", "[rate]\nper_second = 1\nburst = 3\n");
+	msr_it_instance(&it, &lim, "ratelimited", "[rate]\nenabled = true\nper_second = 1\nburst = 3\n");
 	for (int i = 0; i < 8; i++) {
 		ck_assert_int_eq(msr_it_request(&lim, "DELETE", "/v1/clients/999999", it.admin_key,
 		    NULL, NULL, &r), 0);
