@@ -258,10 +258,6 @@ validate(const struct msr_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "[search] default_limit exceeds max_limit");
 		return -1;
 	}
-	if (cfg->http_body_limit_small > cfg->http_body_limit) {
-		snprintf(err, errlen, "[http] body_limit_small exceeds body_limit");
-		return -1;
-	}
 	if (cfg->http_body_memory_limit < cfg->http_body_limit) {
 		snprintf(err, errlen, "[http] body_memory_limit is below body_limit:"
 		    " the largest body could never be accepted");

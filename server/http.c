@@ -1000,8 +1000,11 @@ on_headers(struct msr_req *r)
 	}
 	r->route = &msr_routes[i];
 	r->route_index = i;
+	/* [http] body_limit caps every route, body_limit_small the single-item ones */
 	r->body_limit = r->route->body_limit == MSR_BODY_SMALL ? cfg->http_body_limit_small :
-	    r->route->body_limit == MSR_BODY_LARGE ? cfg->http_body_limit : r->route->body_limit;
+	    r->route->body_limit;
+	if (r->body_limit > cfg->http_body_limit)
+		r->body_limit = cfg->http_body_limit;
 	if (auth != NULL && r->route->roles == 0 && rate_address(r, 1) != 0)
 		return -1;          /* a public route: the key is not looked at */
 	if (r->route->roles != 0 && authenticate(r) != 0)

@@ -104,8 +104,8 @@ START_TEST(body_rules)
 	big[9997] = '}';
 	big[9998] = '\0';
 	expect_error("POST", "/v1/manufacturers", it.admin_key, NULL, big, 413, "body_too_large");
-	/* unauthenticated oversize is refused as early */
-	expect_error("POST", "/v1/manufacturers", NULL, NULL, big, 413, "body_too_large");
+	/* unauthenticated oversize: authentication comes first, before any body byte */
+	expect_error("POST", "/v1/manufacturers", NULL, NULL, big, 401, "unauthenticated");
 	free(big);
 	expect_error("POST", "/v1/manufacturers", it.admin_key, NULL,
 	    "{\"id\":\"Bad Id\",\"name\":\"x\"}", 400, "invalid_field");
