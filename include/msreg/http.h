@@ -85,7 +85,7 @@ struct msr_route {
 /* Longest audit entry (bytes of canonical JSON); see msr_audit_note(). */
 #define MSR_AUDIT_ENTRY_MAX  8192
 /* Longest string kept verbatim in an entry; longer or invalid: length + SHA-256. */
-#define MSR_AUDIT_STRING_MAX 256
+#define MSR_AUDIT_STRING_MAX 512
 
 #define MSR_MAX_CAPTURES 2
 
