@@ -44,6 +44,7 @@
 #include "msreg/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -56,7 +57,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "msreg/acceptor.h"
 #include "msreg/audit.h"
 #include "msreg/auth.h"
 #include "msreg/config.h"
@@ -74,6 +77,7 @@
 struct conn_track {
 	struct conn_track  *prev, *next;
 	int                 fd;
+	int                 addr_slot;     /* counted in h->addr_conns[], -1 if not */
 	int                 answering;     /* our code is answering: never reaped */
 	int                 reaped;
 	uint64_t            since_ns;      /* became ready for its next request */
@@ -82,6 +86,7 @@ struct conn_track {
 struct msr_http {
 	struct MHD_Daemon    *mhd;
 	struct msr_server    *srv;
+	struct msr_acceptor  *acceptor;      /* plain HTTP: our accept loop (acceptor.c) */
 	char                 *tls_cert, *tls_key;
 	int                   inflight;      /* requests between req_new and on_completed */
 	size_t                body_bytes;    /* reserved by bodies in flight (atomic) */
@@ -94,6 +99,11 @@ struct msr_http {
 	int                   reaper_stop, reaper_started;
 	pthread_t             reaper;
 	unsigned long         reaped;
+	/* open connections per source address ([http] per_address_connections) */
+	struct {
+		int64_t key;                 /* addr_key(); 0 = never used */
+		int     n;
+	}                     addr_conns[4096];
 };
 
 /* ---- UTF-8 ---- */
@@ -417,9 +427,9 @@ h_of(struct msr_req *r)
  * the two kinds never collide.
  */
 static int64_t
-addr_key(struct msr_req *r)
+addr_key_of(struct MHD_Connection *conn)
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn,
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn,
 	    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
 	uint64_t k = 0;
@@ -440,6 +450,12 @@ addr_key(struct msr_req *r)
 		}
 	}
 	return (int64_t)k;
+}
+
+static int64_t
+addr_key(struct msr_req *r)
+{
+	return addr_key_of(r->conn);
 }
 
 static void
@@ -1132,6 +1148,39 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 
 /* ---- connections and the whole-request deadline (invariant 7) ---- */
 
+/*
+ * Count a new connection from key (h->lock held): 0 if within the limit,
+ * -1 if the address already holds [http] per_address_connections. A full
+ * probe window fails open (counts nothing, refuses nothing).
+ */
+static int
+addr_count(struct msr_http *h, struct conn_track *ct, int64_t key)
+{
+	const size_t slots = MSR_ARRAY_LEN(h->addr_conns);
+	size_t base = (size_t)(((uint64_t)key * 0x9E3779B97F4A7C15u) >> 40), free_slot = slots;
+
+	for (size_t i = 0; i < 32; i++) {
+		size_t j = (base + i) % slots;
+		if (h->addr_conns[j].key == key && key != 0) {
+			free_slot = j;
+			break;
+		}
+		if (free_slot == slots && h->addr_conns[j].n == 0)
+			free_slot = j;
+	}
+	if (free_slot == slots)
+		return 0;
+	if (h->addr_conns[free_slot].key != key) {
+		h->addr_conns[free_slot].key = key;
+		h->addr_conns[free_slot].n = 0;
+	}
+	if (h->addr_conns[free_slot].n >= h->srv->cfg->http_per_address_connections)
+		return -1;
+	h->addr_conns[free_slot].n++;
+	ct->addr_slot = (int)free_slot;
+	return 0;
+}
+
 static void
 on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
     enum MHD_ConnectionNotificationCode toe)
@@ -1150,7 +1199,14 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 		}
 		ct->fd = ci->connect_fd;
 		ct->since_ns = msr_now_ns();
+		ct->addr_slot = -1;
 		pthread_mutex_lock(&h->lock);
+		if (h->srv->cfg->http_per_address_connections > 0 &&
+		    addr_count(h, ct, addr_key_of(conn)) != 0) {
+			/* over the per-address limit: MHD closes it on seeing the shutdown */
+			shutdown(ct->fd, SHUT_RDWR);
+			ct->reaped = 1;
+		}
 		ct->next = h->conns;
 		if (h->conns != NULL)
 			h->conns->prev = ct;
@@ -1163,6 +1219,8 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 	if (ct == NULL)
 		return;
 	pthread_mutex_lock(&h->lock);
+	if (ct->addr_slot >= 0)
+		h->addr_conns[ct->addr_slot].n--;
 	if (ct->prev != NULL)
 		ct->prev->next = ct->next;
 	else
@@ -1242,6 +1300,29 @@ read_file(const char *path)
 	return buf;
 }
 
+/* A listening, non-blocking socket on ss (IPv6 only for an IPv6 address), or -1. */
+static int
+listen_on(const struct sockaddr_storage *ss)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int on = 1;
+	socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in);
+
+	if (fd < 0)
+		return -1;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+	    (ss->ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
+	    bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, 1024) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 struct msr_http *
 msr_http_start(struct msr_server *srv)
 {
@@ -1251,7 +1332,7 @@ msr_http_start(struct msr_server *srv)
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_USE_ERROR_LOG | MHD_USE_ITC;
 	struct MHD_OptionItem opts[16];
-	int n = 0;
+	int n = 0, listen_fd = -1;
 
 	if (h == NULL)
 		return NULL;
@@ -1276,13 +1357,23 @@ msr_http_start(struct msr_server *srv)
 		if (inet_pton(AF_INET, cfg->http_address, &s4->sin_addr) != 1) {
 			log_error("[http] address %s is not an IPv4 or IPv6 address",
 			    cfg->http_address);
-			free(h);
-			return NULL;
+			goto fail;
 		}
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons((uint16_t)cfg->http_port);
 	}
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	if (cfg->http_tls_cert == NULL) {
+		/* plain HTTP: our accept loop hands connections to MHD (acceptor.c) */
+		listen_fd = listen_on(&ss);
+		if (listen_fd < 0) {
+			log_error("cannot listen on %s port %d: %s", cfg->http_address,
+			    cfg->http_port, strerror(errno));
+			goto fail;
+		}
+		flags |= MHD_USE_NO_LISTEN_SOCKET;
+	} else {
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
+	}
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
 	    (intptr_t)cfg->http_threads, NULL };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
@@ -1298,9 +1389,6 @@ msr_http_start(struct msr_server *srv)
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
 	    (intptr_t)on_connection, h };
-	if (cfg->http_per_address_connections > 0)
-		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-		    (intptr_t)cfg->http_per_address_connections, NULL };
 	if (cfg->http_tls_cert != NULL) {
 		h->tls_cert = read_file(cfg->http_tls_cert);
 		h->tls_key = read_file(cfg->http_tls_key);
@@ -1325,8 +1413,20 @@ msr_http_start(struct msr_server *srv)
 		goto fail;
 	}
 	h->reaper_started = 1;
+	if (listen_fd >= 0) {
+		h->acceptor = msr_acceptor_start(listen_fd, h->mhd, 1000,
+		    (size_t)cfg->http_url_limit, (size_t)cfg->http_header_limit);
+		if (h->acceptor == NULL) {
+			log_error("cannot start the accept loop");
+			msr_http_stop(h);
+			close(listen_fd);
+			return NULL;
+		}
+	}
 	return h;
 fail:
+	if (listen_fd >= 0)
+		close(listen_fd);
 	msr_ratelimit_free(h->rate_addr);
 	free(h->tls_cert);
 	free(h->tls_key);
@@ -1347,7 +1447,9 @@ msr_http_stop(struct msr_http *h)
 	 * reply be sent (MHD_stop_daemon itself would close connections with
 	 * replies still unsent), for at most [http] connection_timeout seconds.
 	 */
-	if (MHD_quiesce_daemon(h->mhd) == MHD_INVALID_SOCKET)
+	if (h->acceptor != NULL)
+		msr_acceptor_stop(h->acceptor);
+	else if (MHD_quiesce_daemon(h->mhd) == MHD_INVALID_SOCKET)
 		log_warn("could not stop accepting connections before shutdown");
 	limit_ms = h->srv->cfg->http_connection_timeout * 1000;
 	while (__atomic_load_n(&h->inflight, __ATOMIC_ACQUIRE) > 0 && waited_ms < limit_ms) {

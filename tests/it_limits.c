@@ -536,7 +536,8 @@ START_TEST(per_address_connections)
 
 	for (int i = 0; i < N; i++)
 		fd[i] = connect_from("127.0.0.30", it.port);
-	nanosleep(&(struct timespec){ 0, 300 * 1000000L }, NULL);
+	/* silent connections reach the HTTP layer after the acceptor's 1 s peek */
+	nanosleep(&(struct timespec){ 1, 800 * 1000000L }, NULL);
 	for (int i = 0; i < N; i++) {
 		char b[16];
 		struct pollfd p = { fd[i], POLLIN, 0 };
