@@ -469,14 +469,21 @@ reply_rate_limited(struct msr_req *r, double retry_after, const char *who)
 	msr_reply_header(r, "Retry-After", ra);
 }
 
-/* Unauthenticated traffic, per source address: 0, or -1 after replying 429. */
+/*
+ * Unauthenticated traffic, per source address: 0, or -1 after replying 429.
+ * kind 0 counts requests without a key; ADDR_GUESSES counts wrong keys in a
+ * bucket of their own, so that an address's public traffic (a monitoring
+ * scraper) never holds up the keyed requests of the same host.
+ */
+#define ADDR_GUESSES ((int64_t)1 << 62)
+
 static int
-rate_address(struct msr_req *r, double cost)
+rate_address(struct msr_req *r, int64_t kind, double cost)
 {
 	struct msr_http *h = h_of(r);
 	double ra;
 
-	if (msr_ratelimit_take_rate(h->rate_addr, addr_key(r), h->rate[MSR_RATE_ADDRESS][0],
+	if (msr_ratelimit_take_rate(h->rate_addr, addr_key(r) ^ kind, h->rate[MSR_RATE_ADDRESS][0],
 	    h->rate[MSR_RATE_ADDRESS][1], cost, &ra) == 0)
 		return 0;
 	reply_rate_limited(r, ra, "address");
@@ -550,7 +557,7 @@ authenticate(struct msr_req *r)
 	}
 	if (rc == 0) {
 		/* a wrong key costs its address a token: guessing is rate-limited */
-		msr_ratelimit_take_rate(h_of(r)->rate_addr, addr_key(r),
+		msr_ratelimit_take_rate(h_of(r)->rate_addr, addr_key(r) ^ ADDR_GUESSES,
 		    h_of(r)->rate[MSR_RATE_ADDRESS][0], h_of(r)->rate[MSR_RATE_ADDRESS][1], 1, NULL);
 		msr_reply_error(r, 401, "unauthenticated", NULL,
 		    "the API key is invalid or has been revoked");
@@ -987,7 +994,7 @@ on_headers(struct msr_req *r)
 	auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
 	/* without a key, every request costs its address; with one, a guessing
 	 * address is stopped before the lookup and charged for each wrong key */
-	if (rate_address(r, auth == NULL ? 1 : 0) != 0)
+	if (auth == NULL ? rate_address(r, 0, 1) != 0 : rate_address(r, ADDR_GUESSES, 0) != 0)
 		return -1;
 	if (strlen(r->path) > (size_t)cfg->http_url_limit) {
 		msr_reply_error(r, 414, "uri_too_long",
@@ -1021,7 +1028,7 @@ on_headers(struct msr_req *r)
 	    r->route->body_limit;
 	if (r->body_limit > cfg->http_body_limit)
 		r->body_limit = cfg->http_body_limit;
-	if (auth != NULL && r->route->roles == 0 && rate_address(r, 1) != 0)
+	if (auth != NULL && r->route->roles == 0 && rate_address(r, 0, 1) != 0)
 		return -1;          /* a public route: the key is not looked at */
 	if (r->route->roles != 0 && authenticate(r) != 0)
 		goto refused;
@@ -1249,7 +1256,8 @@ reaper_main(void *arg)
 		uint64_t now = msr_now_ns();
 
 		for (struct conn_track *ct = h->conns; ct != NULL; ct = ct->next) {
-			if (ct->answering || ct->reaped || now - ct->since_ns <= limit)
+			if (ct->answering || ct->reaped || ct->since_ns >= now ||
+			    now - ct->since_ns <= limit)
 				continue;
 			shutdown(ct->fd, SHUT_RDWR);
 			ct->reaped = 1;

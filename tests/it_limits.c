@@ -255,8 +255,20 @@ START_TEST(rate_limits)
 	printf("rate: unauthenticated address burst 6 (the admin's request above was not "
 	    "counted): %d answered, %d refused\n", ok, limited);
 	ck_assert_int_ge(limited, 3);
-	/* wrong keys cost the address tokens too: guessing is limited */
-	ck_assert_int_eq(msr_it_status(&lim, "GET", LOOKUP, "msr_guess", NULL), 429);
+	/* the address's public traffic does not hold up keyed requests from it */
+	ck_assert_int_eq(msr_it_status(&lim, "GET", "/v1/clients/99999", it.admin_key, NULL),
+	    405);
+	/* wrong keys are limited per address too (a bucket of their own) */
+	ok = limited = 0;
+	for (int i = 0; i < 10; i++) {
+		long st = msr_it_status(&lim, "GET", LOOKUP, "msr_guess", NULL);
+		ok += st == 401;
+		limited += st == 429;
+	}
+	printf("rate: 10 wrong keys from one address: %d answered 401, %d refused 429\n",
+	    ok, limited);
+	ck_assert_int_ge(limited, 3);
+	ck_assert_int_le(ok, 7);
 	msr_it_stop(&lim, SIGTERM);
 
 	/* [rate] enabled = false (the harness default) turns every limit off */
@@ -369,11 +381,13 @@ START_TEST(json_amplification)
 END_TEST
 
 struct junk_sender {
+	int         port;        /* 0: it's */
 	const char *src;
 	const char *key;         /* NULL: unauthenticated */
 	int         chunked;
 	size_t      sent;
 	long        status;
+	int         body_memory; /* the answer named the global body budget */
 };
 
 /* Push 16 MiB of junk as fast as the server takes it, then read the answer. */
@@ -383,7 +397,7 @@ junk_main(void *arg)
 	struct junk_sender *j = arg;
 	size_t total = 16u * 1024 * 1024, blk = 65536;
 	char *buf = malloc(blk + 32), hdr[512], resp[4096];
-	int fd = connect_from(j->src, it.port);
+	int fd = connect_from(j->src, j->port ? j->port : it.port);
 
 	j->status = -1;
 	if (fd < 0) {
@@ -415,6 +429,7 @@ junk_main(void *arg)
 	recv_all(fd, resp, sizeof(resp), 20000);
 	if (strncmp(resp, "HTTP/1.", 7) == 0)
 		j->status = strtol(resp + 9, NULL, 10);
+	j->body_memory = strstr(resp, "body_memory") != NULL;
 	close(fd);
 	free(buf);
 	return NULL;
@@ -526,6 +541,37 @@ START_TEST(hostile_connections)
 			ck_assert_msg(j[i].status == 413 || j[i].status == 503 || j[i].status == 400,
 			    "junk with a key answered %ld", j[i].status);
 	}
+}
+END_TEST
+
+START_TEST(body_memory_budget)
+{
+	enum { N = 4 };
+	struct msr_it small;
+	struct junk_sender j[N];
+	pthread_t t[N];
+	int busy = 0;
+
+	/* room for two 16 MiB bodies at once: of four, at least two wait their turn */
+	msr_it_instance(&it, &small, "budget", "[http]\nbody_memory_limit = 33554432\n");
+	for (int i = 0; i < N; i++) {
+		memset(&j[i], 0, sizeof(j[i]));
+		j[i].port = small.port;
+		j[i].src = "127.0.0.40";
+		j[i].key = mfr_key;
+		pthread_create(&t[i], NULL, junk_main, &j[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		pthread_join(t[i], NULL);
+		printf("budget: 16 MiB body %d of %d answered %ld%s\n", i + 1, N, j[i].status,
+		    j[i].body_memory ? " (body_memory)" : "");
+		busy += j[i].status == 503 && j[i].body_memory;
+		ck_assert_msg(j[i].status == 503 || j[i].status == 400, "answered %ld",
+		    j[i].status);
+	}
+	ck_assert_int_ge(busy, 1);
+	ck_assert_int_eq(msr_it_status(&small, "GET", "/healthz", NULL, NULL), 200);
+	msr_it_stop(&small, SIGTERM);
 }
 END_TEST
 
@@ -784,6 +830,7 @@ main(void)
 	tcase_add_test(tc, raw_protocol_errors);
 	tcase_add_test(tc, audit_entry_bounds);
 	tcase_add_test(tc, key_mode);
+	tcase_add_test(tc, body_memory_budget);
 	tcase_add_test(tc, per_address_connections);
 	tcase_add_test(tc, hostile_connections);
 	tcase_add_test(tc, rate_limits);
