@@ -146,7 +146,7 @@ msr_config_defaults(struct msr_config *cfg)
 	 */
 	for (int i = 0; i < MSR_RATE_NCLASSES; i++)
 		cfg->rate_role[i].per_second = cfg->rate_role[i].burst = -1;
-	cfg->http_body_limit_small = 64 * 1024;
+	cfg->http_body_limit_small = (size_t)64 * 1024;
 	cfg->http_body_memory_limit = (size_t)128 * 1024 * 1024;
 	cfg->http_request_timeout = 60;
 	cfg->http_per_address_connections = 64;

@@ -229,8 +229,9 @@ bounded_value(json_t *v, int depth)
 	}
 	if (json_is_array(v)) {
 		out = json_array();
-		json_array_foreach(v, i, m)
+		json_array_foreach(v, i, m) {
 			json_array_append_new(out, bounded_value(m, depth + 1));
+		}
 		return out;
 	}
 	out = json_object();
@@ -735,8 +736,9 @@ audit_request(struct msr_req *r)
 		json_t *v;
 		void *tmp;
 
-		json_object_foreach_safe(r->audit, tmp, k, v)
+		json_object_foreach_safe(r->audit, tmp, k, v) {
 			json_object_del(entry, k);
+		}
 		if (notes != NULL)
 			json_object_set_new(entry, "notes", digest_of(notes, strlen(notes)));
 		free(notes);
@@ -1096,6 +1098,11 @@ body_append(struct msr_req *r, const char *data, size_t n)
 			cap *= 2;
 		if (cap > limit + 1)
 			cap = limit + 1;
+		if (cap < r->body_len + n + 1) {
+			r->body_too_large = 1;  /* limit + 1 overflowed: cannot hold it */
+			body_drop(r);
+			return 0;
+		}
 		if (cap > r->body_reserved) {
 			if (mem_reserve(r, cap - r->body_reserved) != 0) {
 				r->body_refused = 1;
