@@ -721,9 +721,24 @@ audit_request(struct msr_req *r)
 	    "path", bounded_text(r->path, strlen(r->path)),
 	    "status", (int)r->status);
 	if (entry != NULL && r->status >= 400 && r->reply_json != NULL) {
-		json_t *code = json_object_get(json_object_get(r->reply_json, "error"), "code");
+		json_t *err = json_object_get(r->reply_json, "error");
+		json_t *code = json_object_get(err, "code");
+		const char *field = json_string_value(json_object_get(
+		    json_object_get(err, "detail"), "field"));
+		json_t *bad = field != NULL && r->audit != NULL ?
+		    json_object_get(r->audit, field) : NULL;
+
 		if (code != NULL)
 			json_object_set(entry, "error", code);
+		if (bad != NULL && !json_is_object(bad)) {
+			/* the field the refusal names: its length and digest, not its bytes */
+			char *dumped = json_is_string(bad) ? NULL :
+			    json_dumps(bad, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+			json_object_set_new(r->audit, field, dumped != NULL ?
+			    digest_of(dumped, strlen(dumped)) :
+			    digest_of(json_string_value(bad), json_string_length(bad)));
+			free(dumped);
+		}
 	}
 	if (entry != NULL && r->audit != NULL)
 		json_object_update_missing(entry, r->audit);

@@ -624,6 +624,17 @@ START_TEST(audit_entry_bounds)
 	json_decref(e);
 	msr_it_resp_free(&r);
 
+	/* the field a refusal names is recorded as its length and digest */
+	ck_assert_int_eq(msr_it_request(&it, "POST", "/v1/search", inv_key, NULL,
+	    "{\"case_number\":\"LIM-3\",\"purpose\":\"bounds\",\"readings\":\"XYZ\"}", &r), 0);
+	ck_assert_int_eq(r.status, 400);
+	e = audit_entry(&it, r.audit_index, &len);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(e, "readings"),
+	    "length")), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(e, "case_number")), "LIM-3");
+	json_decref(e);
+	msr_it_resp_free(&r);
+
 	/* let it reach the handler: refused as invalid, recorded as length + SHA-256 */
 	msr_it_instance(&it, &big, "bigbody", "[http]\nbody_limit_small = 16777216\n");
 	ck_assert_int_eq(msr_it_request(&big, "POST", "/v1/search", inv_key, NULL, body, &r), 0);

@@ -171,7 +171,9 @@ void msr_reply_header(struct msr_req *r, const char *name, const char *value);
  * {"length": n, "sha256": hex} (so do the request path and any array of more
  * than 64 elements), and if the whole entry would still exceed
  * MSR_AUDIT_ENTRY_MAX its notes are replaced by the length and SHA-256 of
- * their canonical JSON. Handlers should note validated, normalised values.
+ * their canonical JSON. The note named by a refusal's detail.field is
+ * recorded as its length and SHA-256 too. Handlers should note validated,
+ * normalised values.
  */
 void msr_audit_note(struct msr_req *r, const char *key, json_t *value);
 /*
