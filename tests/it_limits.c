@@ -39,7 +39,8 @@ static const char *LOOKUP =
 static void
 setup(void)
 {
-	msr_it_setup(&it, "limits", "[http]\nrequest_timeout = 5\nconnection_timeout = 3\n");
+	msr_it_setup(&it, "limits", "[http]\nrequest_timeout = 5\nconnection_timeout = 3\n"
+	    "per_address_connections = 64\n");
 	ck_assert_int_eq(msr_it_status(&it, "POST", "/v1/manufacturers", it.admin_key,
 	    "{\"id\":\"limco\",\"name\":\"Limits Co\"}"), 201);
 	msr_it_client(&it, "investigator", "lim-inv", "CA0194200", inv_key, sizeof(inv_key));
