@@ -66,6 +66,8 @@ static const struct directive directives[] = {
 	D("rate", "per_second", T_DOUBLE, rate_per_second, 0, 1e9),
 	D("rate", "burst", T_DOUBLE, rate_burst, 1, 1e9),
 	D("log", "level", T_LEVEL, log_level, 0, 0),
+	D("database", "read_url", T_STR, db_read_url, 0, 0),
+	D("database", "read_pool_size", T_INT, db_read_pool_size, 0, 1000),
 };
 
 struct load_ctx {
