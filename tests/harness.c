@@ -605,3 +605,59 @@ msr_it_query(const char *url, const char *sql)
 	PQfinish(pg);
 	return ret;
 }
+
+/* Copy s into out (len bytes) with every occurrence of from replaced by to. */
+static void
+replace_all(const char *s, const char *from, const char *to, char *out, size_t len)
+{
+	size_t used = 0, nf = strlen(from);
+	const char *p;
+
+	out[0] = '\0';
+	while ((p = strstr(s, from)) != NULL && used < len) {
+		used += (size_t)snprintf(out + used, len - used, "%.*s%s", (int)(p - s), s, to);
+		s = p + nf;
+	}
+	if (used < len)
+		snprintf(out + used, len - used, "%s", s);
+}
+
+int
+msr_it_instance_on(const struct msr_it *src, struct msr_it *dst, const char *tag,
+    const char *extra_ini, const char *pgbase)
+{
+	char line[1024], fixed[1400], tmp[768], from[600], to[600];
+	FILE *in, *out;
+
+	*dst = *src;
+	dst->pid = 0;
+	dst->port = free_port();
+	snprintf(dst->pgbase, sizeof(dst->pgbase), "%s", pgbase);
+	snprintf(dst->config, sizeof(dst->config), "%s/msreg-%s.ini", src->dir, tag);
+	/* only the socket directory in libpq URLs changes */
+	snprintf(from, sizeof(from), "host=%s/run", src->pgbase);
+	snprintf(to, sizeof(to), "host=%s/run", pgbase);
+	replace_all(src->url_app, from, to, tmp, sizeof(tmp));
+	snprintf(dst->url_app, sizeof(dst->url_app), "%s", tmp);
+	replace_all(src->url_owner, from, to, tmp, sizeof(tmp));
+	snprintf(dst->url_owner, sizeof(dst->url_owner), "%s", tmp);
+	replace_all(src->url_super, from, to, tmp, sizeof(tmp));
+	snprintf(dst->url_super, sizeof(dst->url_super), "%s", tmp);
+	in = fopen(src->config, "r");
+	out = fopen(dst->config, "w");
+	if (in == NULL || out == NULL)
+		die("cannot copy %s to %s", src->config, dst->config);
+	while (fgets(line, sizeof(line), in) != NULL) {
+		if (strncmp(line, "port = ", 7) == 0) {
+			fprintf(out, "port = %d\n", dst->port);
+			continue;
+		}
+		replace_all(line, from, to, fixed, sizeof(fixed));
+		fputs(fixed, out);
+	}
+	if (extra_ini != NULL)
+		fprintf(out, "\n%s\n", extra_ini);
+	fclose(in);
+	fclose(out);
+	return msr_it_start(dst);
+}

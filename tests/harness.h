@@ -138,6 +138,13 @@ int msr_it_replica_start(const char *base, const char *primary);
 /* msr_it_setup() on the cluster under pgbase instead of MSR_IT_PGBASE. */
 void msr_it_setup_at(struct msr_it *it, const char *name, const char *extra_ini,
                      const char *pgbase);
+/*
+ * Like msr_it_instance(), but on the cluster under pgbase (e.g. a restored copy
+ * of src's database): every URL in the copied config and in dst points there.
+ * Returns 0 when it became healthy (it need not become ready).
+ */
+int msr_it_instance_on(const struct msr_it *src, struct msr_it *dst, const char *tag,
+                       const char *extra_ini, const char *pgbase);
 /* libpq URL of database db on the cluster under base, as role (NULL: superuser). */
 void msr_it_pgurl(const char *base, const char *db, const char *role, char *out,
                   size_t len);
