@@ -19,6 +19,11 @@
  *     read goes to the replica only if the replica's replay LSN is at or past
  *     commit_lsn; the replica's LSN is cached (it only grows, so a cached value
  *     is a safe lower bound) and asked again only when the cache is behind.
+ *     Only "COMMIT" through msr_db_command() counts, i.e. the middleware's
+ *     commit of a write. A transaction that commits on every read (say, a
+ *     counter) and whose rows are never read from the replica should commit
+ *     some other way, or every read after it waits for the replica or goes
+ *     to the primary.
  *  5. A miss is never answered from the replica: a result with fewer rows than
  *     the caller expects (min_rows: 1 for an exact lookup, the number of codes
  *     the index found for a search) is retried on the primary, so a row
