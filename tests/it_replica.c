@@ -95,6 +95,7 @@ setup(void)
 	    "?host=%s/run\nread_pool_size = 4\n", replica);
 	msr_it_setup_at(&a, "replica", ini, primary);
 	msr_it_instance(&a, &b, "b", NULL);
+	ck_assert_int_eq(msr_it_wait_ready(&b, 60000), 0);
 	ck_assert_int_eq(msr_it_status(&a, "POST", "/v1/manufacturers", a.admin_key,
 	    "{\"id\":\"acme\",\"name\":\"Acme Arms\"}"), 201);
 	msr_it_client(&a, "manufacturer", "acme line", "acme", mkey, sizeof(mkey));

@@ -454,6 +454,7 @@ setup(void)
 	ck_assert_ptr_nonnull(indices);
 	msr_it_setup(&a, "scale", "[http]\nthreads = 32\n");
 	msr_it_instance(&a, &b, "b", NULL);
+	ck_assert_int_eq(msr_it_wait_ready(&b, 60000), 0);
 	ck_assert_int_eq(msr_note_verifier_parse(&vkey, a.vkey, strlen(a.vkey)), 0);
 	ck_assert_int_eq(req(&a, "POST", "/v1/manufacturers", a.admin_key,
 	    "{\"id\":\"acme\",\"name\":\"Acme Arms\"}", NULL), 201);
@@ -617,6 +618,8 @@ START_TEST(rate_limits_per_instance)
 	snprintf(ini, sizeof(ini), "[rate]\nper_second = %g\nburst = %g\n", rate, burst);
 	msr_it_instance(&a, &ra, "ra", ini);
 	msr_it_instance(&a, &rb, "rb", ini);
+	ck_assert_int_eq(msr_it_wait_ready(&ra, 60000), 0);
+	ck_assert_int_eq(msr_it_wait_ready(&rb, 60000), 0);
 	t0 = now_s();
 	for (int i = 0; i < 2; i++) {
 		h[i].inst = i ? &rb : &ra;
