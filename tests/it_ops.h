@@ -43,7 +43,7 @@ ops_sale(struct msr_it *inst, const char *dkey, const char *manufacturer, const 
 	char body[640];
 
 	snprintf(body, sizeof(body), "{\"manufacturer\":\"%s\",\"serial\":\"%s\","
-	    "\"sold_on\":\"2026-11-02\",\"transaction_ref\":\"T-%s\",\"state\":\"CA\"}",
+	    "\"sold_on\":\"2026-11-02\",\"transaction_ref\":\"T-%.60s\",\"state\":\"CA\"}",
 	    manufacturer, serial, serial);
 	return msr_it_status(inst, "POST", "/v1/sales", dkey, body);
 }
@@ -85,7 +85,7 @@ ops_search(struct msr_it *inst, const char *ikey, const char *reading, int max_m
 	long st;
 
 	snprintf(body, sizeof(body), "{\"case_number\":\"OPS-1\",\"purpose\":\"ops-test\","
-	    "\"readings\":[\"%s\"],\"max_mismatches\":%d,\"limit\":100}", reading,
+	    "\"readings\":[\"%.60s\"],\"max_mismatches\":%d,\"limit\":100}", reading,
 	    max_mismatches);
 	if (msr_it_request(inst, "POST", "/v1/search", ikey, NULL, body, &r) != 0) {
 		msr_it_resp_free(&r);

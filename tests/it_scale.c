@@ -122,8 +122,8 @@ op_register(struct msr_it *inst, const char *code, const char *serial)
 {
 	char body[512];
 
-	snprintf(body, sizeof(body), "{\"model\":\"P320\",\"serial\":\"%s\",\"type\":\"pistol\","
-	    "\"caliber\":\"9mm\",\"manufactured_on\":\"2026-01-15\",\"codes\":[{\"code\":\"%s\","
+	snprintf(body, sizeof(body), "{\"model\":\"P320\",\"serial\":\"%.60s\",\"type\":\"pistol\","
+	    "\"caliber\":\"9mm\",\"manufactured_on\":\"2026-01-15\",\"codes\":[{\"code\":\"%.60s\","
 	    "\"component\":\"firing_pin\",\"scheme\":\"free\"}]}", serial, code);
 	return req(inst, "POST", "/v1/firearms", mkey, body, NULL);
 }
@@ -134,7 +134,7 @@ op_sale(struct msr_it *inst, const char *serial)
 	char body[384];
 
 	snprintf(body, sizeof(body), "{\"manufacturer\":\"acme\",\"serial\":\"%s\","
-	    "\"sold_on\":\"2026-11-02\",\"transaction_ref\":\"T-%s\",\"state\":\"CA\"}",
+	    "\"sold_on\":\"2026-11-02\",\"transaction_ref\":\"T-%.60s\",\"state\":\"CA\"}",
 	    serial, serial);
 	return req(inst, "POST", "/v1/sales", dkey, body, NULL);
 }
@@ -144,7 +144,7 @@ op_lookup(struct msr_it *inst, const char *code)
 {
 	char path[160];
 
-	snprintf(path, sizeof(path), "/v1/codes/%s?case_number=SCALE-1&purpose=load", code);
+	snprintf(path, sizeof(path), "/v1/codes/%.60s?case_number=SCALE-1&purpose=load", code);
 	return req(inst, "GET", path, ikey, NULL, NULL);
 }
 
@@ -157,7 +157,7 @@ op_search(struct msr_it *inst, const char *reading, long *total)
 	long st;
 
 	snprintf(body, sizeof(body), "{\"case_number\":\"SCALE-1\",\"purpose\":\"load\","
-	    "\"readings\":[\"%s\"],\"max_mismatches\":0}", reading);
+	    "\"readings\":[\"%.60s\"],\"max_mismatches\":0}", reading);
 	st = req(inst, "POST", "/v1/search", ikey, body, &r);
 	if (st >= 0) {
 		if (total != NULL)
@@ -280,7 +280,7 @@ loadavg(void)
 
 	snprintf(buf, sizeof(buf), "?");
 	if (f != NULL) {
-		if (fgets(buf, 15, f) == NULL)
+		if (fgets(buf, sizeof(buf), f) == NULL)
 			snprintf(buf, sizeof(buf), "?");
 		fclose(f);
 	}
@@ -402,6 +402,16 @@ pct(double *v, int n, double p)
 	return v[k];
 }
 
+/* The median (the mean of the middle two for an even count); sorts v. */
+static double
+median(double *v, int n)
+{
+	if (n == 0)
+		return -1;
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 /* One probe: register through A, poll search on B. Delay in ms, -1 on failure. */
 static double
 probe_once(uint64_t *rng, int n)
@@ -452,6 +462,11 @@ setup(void)
 
 	indices = calloc(MAX_INDICES, sizeof(*indices));
 	ck_assert_ptr_nonnull(indices);
+	/*
+	 * TODO(lead): once main has issue 8's keys, add "[rate]\nenabled = false\n"
+	 * and "[budget]\nenabled = false\n" here: the throughput phases must
+	 * measure instances, not refusals (the parser rejects unknown keys today).
+	 */
 	msr_it_setup(&a, "scale", "[http]\nthreads = 32\n");
 	msr_it_instance(&a, &b, "b", NULL);
 	ck_assert_int_eq(msr_it_wait_ready(&b, 60000), 0);
@@ -544,8 +559,8 @@ START_TEST(mixed_load_on_two_instances)
 	pthread_join(sampler, NULL);
 	printf("scale: throughput, mixed load, median of %d rounds: one instance %.0f req/s, two"
 	    " instances %.0f req/s, ratio %.2fx (8 client threads both ways; 2-core shared"
-	    " machine, load average %s)\n", rounds, pct(tp1, rounds, 0.5), pct(tp2, rounds, 0.5),
-	    pct(ratio, rounds, 0.5), loadavg());
+	    " machine, load average %s)\n", rounds, median(tp1, rounds), median(tp2, rounds),
+	    median(ratio, rounds), loadavg());
 	ck_assert(read_checkpoint(&b, &samples[nsamples]));
 	last = samples[nsamples++];
 
