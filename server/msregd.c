@@ -107,7 +107,8 @@ main(int argc, char **argv)
 	if (cfg.db_read_url != NULL && cfg.db_read_url[0] != '\0') {
 		struct msr_db_pool *rp = msr_db_pool_new(cfg.db_read_url,
 		    cfg.db_read_pool_size > 0 ? cfg.db_read_pool_size : cfg.db_pool_size,
-		    cfg.db_pool_wait_ms, cfg.db_statement_timeout_ms);
+		    cfg.db_pool_wait_ms < 100 ? cfg.db_pool_wait_ms : 100,   /* then the primary */
+		    cfg.db_statement_timeout_ms);
 		if (rp == NULL)
 			msr_fatal("out of memory");
 		msr_db_pool_set_replica(srv.db, rp);
