@@ -200,8 +200,9 @@ pick_slot(struct msr_db_pool *pool)
 	return unconnected;
 }
 
-struct msr_db_conn *
-msr_db_acquire(struct msr_db_pool *pool)
+/* As msr_db_acquire(); *exhausted says whether NULL meant "no free slot in time". */
+static struct msr_db_conn *
+acquire(struct msr_db_pool *pool, int *exhausted)
 {
 	struct timespec deadline;
 	struct slot *s = NULL;
@@ -221,6 +222,7 @@ msr_db_acquire(struct msr_db_pool *pool)
 			break;
 		if (pthread_cond_timedwait(&pool->freed, &pool->lock, &deadline) == ETIMEDOUT) {
 			pthread_mutex_unlock(&pool->lock);
+			*exhausted = 1;
 			log_warn("database pool exhausted after %d ms", pool->wait_ms);
 			return NULL;
 		}
@@ -243,6 +245,14 @@ msr_db_acquire(struct msr_db_pool *pool)
 		}
 	}
 	return &s->conn;
+}
+
+struct msr_db_conn *
+msr_db_acquire(struct msr_db_pool *pool)
+{
+	int exhausted = 0;
+
+	return acquire(pool, &exhausted);
 }
 
 void
@@ -431,6 +441,7 @@ msr_db_exec_read(struct msr_db_conn *primary, const struct msr_db_stmt *s,
 	struct msr_db_conn *c;
 	PGresult *res;
 	uint64_t need, have;
+	int exhausted = 0;
 
 	if (rp == NULL)
 		return msr_db_exec(primary, s, values);
@@ -439,9 +450,10 @@ msr_db_exec_read(struct msr_db_conn *primary, const struct msr_db_stmt *s,
 		count_read(rp, MSR_DB_READ_UNAVAILABLE);
 		return msr_db_exec(primary, s, values);
 	}
-	c = msr_db_acquire(rp);
+	c = acquire(rp, &exhausted);
 	if (c == NULL) {
-		replica_down(rp);
+		if (!exhausted)      /* busy is not down */
+			replica_down(rp);
 		count_read(rp, MSR_DB_READ_UNAVAILABLE);
 		return msr_db_exec(primary, s, values);
 	}
