@@ -40,6 +40,7 @@
 #include "msreg/note.h"
 
 #define THREADS     4            /* per instance in the two-instance phase */
+#define MAX_THREADS 16           /* MSR_SCALE_THREADS may raise it to this */
 #define PRELOAD     200
 #define MAX_INDICES (1 << 21)
 #define MAX_SAMPLES 4096
@@ -230,7 +231,7 @@ static double
 run_load(struct msr_it **insts, int ninst, int nthreads, int phase, double seconds,
     long *fails)
 {
-	static struct worker w[2 * THREADS];
+	static struct worker w[2 * MAX_THREADS];
 	double t0 = now_s(), t1;
 	long total = 0, per[4] = { 0, 0, 0, 0 };
 
@@ -283,6 +284,13 @@ loadavg(void)
 		if (fgets(buf, sizeof(buf), f) == NULL)
 			snprintf(buf, sizeof(buf), "?");
 		fclose(f);
+	}
+	{
+		char *p = buf;               /* the three averages only */
+		for (int k = 0; k < 3 && p != NULL; k++)
+			p = strchr(p + 1, ' ');
+		if (p != NULL)
+			*p = '\0';
 	}
 	buf[strcspn(buf, "\n")] = '\0';
 	return buf;
@@ -515,6 +523,7 @@ START_TEST(mixed_load_on_two_instances)
 	const char *env = getenv("MSR_SCALE_SECONDS"), *renv = getenv("MSR_SCALE_ROUNDS");
 	double seconds = env ? atof(env) : 5, tp1[8], tp2[8], ratio[8], quiet[64];
 	int rounds = renv ? atoi(renv) : 2;
+	int threads = getenv("MSR_SCALE_THREADS") ? atoi(getenv("MSR_SCALE_THREADS")) : THREADS;
 	pthread_t sampler, prober;
 	struct sample last;
 	long fails = 0, f, bc[3], be[3];
@@ -523,6 +532,7 @@ START_TEST(mixed_load_on_two_instances)
 	uint64_t rng = 77;
 
 	ck_assert(rounds >= 1 && rounds <= 8);
+	ck_assert(threads >= 1 && threads <= MAX_THREADS);
 	/* propagation, quiet */
 	for (int i = 0; i < 40; i++) {
 		double d = probe_once(&rng, i);
@@ -536,11 +546,11 @@ START_TEST(mixed_load_on_two_instances)
 	/* alternate one / two instances so drifting machine load hits both alike */
 	for (int round = 0; round < rounds; round++) {
 		batches(&bc[0], &be[0]);
-		tp1[round] = run_load(one, 1, 2 * THREADS, 1 + 2 * round, seconds, &f);
+		tp1[round] = run_load(one, 1, 2 * threads, 1 + 2 * round, seconds, &f);
 		fails += f;
 		batches(&bc[1], &be[1]);
 		pthread_create(&prober, NULL, prober_main, NULL);
-		tp2[round] = run_load(two, 2, 2 * THREADS, 2 + 2 * round, seconds, &f);
+		tp2[round] = run_load(two, 2, 2 * threads, 2 + 2 * round, seconds, &f);
 		fails += f;
 		stop_probing = 1;
 		pthread_join(prober, NULL);
@@ -558,9 +568,9 @@ START_TEST(mixed_load_on_two_instances)
 	sampling = 0;
 	pthread_join(sampler, NULL);
 	printf("scale: throughput, mixed load, median of %d rounds: one instance %.0f req/s, two"
-	    " instances %.0f req/s, ratio %.2fx (8 client threads both ways; 2-core shared"
+	    " instances %.0f req/s, ratio %.2fx (%d client threads both ways; 2-core shared"
 	    " machine, load average %s)\n", rounds, median(tp1, rounds), median(tp2, rounds),
-	    median(ratio, rounds), loadavg());
+	    median(ratio, rounds), 2 * threads, loadavg());
 	ck_assert(read_checkpoint(&b, &samples[nsamples]));
 	last = samples[nsamples++];
 
