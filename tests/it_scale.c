@@ -182,6 +182,8 @@ struct worker {
 	int            nmine, nsold;
 };
 
+static int lookups_only;
+
 static void *
 worker_main(void *arg)
 {
@@ -190,7 +192,9 @@ worker_main(void *arg)
 
 	w->mine = calloc(100000, sizeof(*w->mine));
 	while (now_s() < w->until && w->mine != NULL) {
-		unsigned dice = msr_test_rand_below(&w->rng, 100);
+		/* MSR_SCALE_MIX=lookup: exact lookups only (dice 35..74) */
+		unsigned dice = lookups_only ? 35 + msr_test_rand_below(&w->rng, 40) :
+		    msr_test_rand_below(&w->rng, 100);
 		long st, total = -1;
 
 		if (dice < 25 && w->nmine < 100000) {
@@ -533,6 +537,7 @@ START_TEST(mixed_load_on_two_instances)
 
 	ck_assert(rounds >= 1 && rounds <= 8);
 	ck_assert(threads >= 1 && threads <= MAX_THREADS);
+	lookups_only = getenv("MSR_SCALE_MIX") != NULL && strcmp(getenv("MSR_SCALE_MIX"), "lookup") == 0;
 	/* propagation, quiet */
 	for (int i = 0; i < 40; i++) {
 		double d = probe_once(&rng, i);
@@ -567,9 +572,9 @@ START_TEST(mixed_load_on_two_instances)
 	probing = 0;
 	sampling = 0;
 	pthread_join(sampler, NULL);
-	printf("scale: throughput, mixed load, median of %d rounds: one instance %.0f req/s, two"
+	printf("scale: throughput, %s, median of %d rounds: one instance %.0f req/s, two"
 	    " instances %.0f req/s, ratio %.2fx (%d client threads both ways; 2-core shared"
-	    " machine, load average %s)\n", rounds, median(tp1, rounds), median(tp2, rounds),
+	    " machine, load average %s)\n", lookups_only ? "lookups only" : "mixed load", rounds, median(tp1, rounds), median(tp2, rounds),
 	    median(ratio, rounds), 2 * threads, loadavg());
 	ck_assert(read_checkpoint(&b, &samples[nsamples]));
 	last = samples[nsamples++];
