@@ -194,7 +194,6 @@ struct reg_item {
 struct reg {
 	const char      *manufacturer;
 	int              batch;        /* errors carry detail.index */
-	char            *text;         /* fast path: the body copy items point into */
 	struct reg_item *items;
 	size_t           nitems;
 	struct reg_code *codes;
@@ -206,7 +205,6 @@ reg_free(struct reg *g)
 {
 	free(g->items);
 	free(g->codes);
-	free(g->text);
 	memset(g, 0, sizeof(*g));
 }
 
@@ -1054,12 +1052,16 @@ id_ranges(const struct reg *g)
  * tree of it (about fifteen allocations per firearm, hash tables included) and
  * freeing it again was most of msregd's own time per batch, work COPY does not
  * do. fast_parse reads that shape straight into a struct reg: strings of
- * printable ASCII without escapes (NUL-terminated in a copy of the body), each
- * known key at most once, every check of reg_add_item and reg_add_code passing.
- * On anything else it gives up (returns 1) and the handler parses the body with
- * jansson and validates it exactly as before, so every refusal and its detail
- * is the full path's own: the fast path accepts only bodies that the full path
- * accepts, with the same result. Bounded: one pass over the body, no recursion.
+ * printable ASCII without escapes, NUL-terminated in place in the body (every
+ * NUL it writes replaces a closing '"', and it never steps over a NUL it did
+ * not write, so giving up restores the body exactly), each known key at most
+ * once, every check of reg_add_item and reg_add_code passing. On anything else
+ * it gives up (returns 1) and the handler parses the body as the middleware
+ * does for MSR_R_JSON_BODY routes (Content-Type, pre-scan bounds, jansson) and
+ * validates it exactly as before, so every refusal and its detail is the full
+ * path's own: the fast path accepts only bodies that the full path accepts,
+ * with the same result. Bounded: one pass over the body, no recursion, memory
+ * proportional to the items (less than the tree it replaces).
  */
 struct fp {
 	char *p, *end;
@@ -1258,13 +1260,8 @@ fast_parse(struct msr_req *r, struct reg *g, size_t max)
 
 	if (r->body == NULL || r->body_len == 0)
 		return 1;
-	g->text = malloc(r->body_len + 1);
-	if (g->text == NULL)
-		return -1;
-	memcpy(g->text, r->body, r->body_len);
-	g->text[r->body_len] = '\0';
-	f.p = g->text;
-	f.end = g->text + r->body_len;
+	f.p = r->body;
+	f.end = r->body + r->body_len;
 	if (!fp_ch(&f, '{') || (k = fp_str(&f)) == NULL || strcmp(k, "firearms") != 0 ||
 	    !fp_ch(&f, ':') || !fp_ch(&f, '['))
 		goto give_up;
@@ -1293,26 +1290,47 @@ fast_parse(struct msr_req *r, struct reg *g, size_t max)
 		goto give_up;
 	return 0;
 give_up:
+	/* put back the quotes: every NUL before f.p is one this pass wrote */
+	for (char *q = r->body; q < f.p && q < f.end; q++)
+		if (*q == '\0')
+			*q = '"';
 	free(g->items);
 	free(g->codes);
-	free(g->text);
 	g->items = NULL;
 	g->codes = NULL;
-	g->text = NULL;
 	g->nitems = g->ncodes = g->capcodes = 0;
 	return 1;
 }
 
 /*
- * The full path's parse, as the middleware does for routes with
- * MSR_R_JSON_BODY (this route parses its own body, see above): 0 with r->json
- * an object, or -1 after replying.
+ * The full path's parse, as the middleware's parse_body does for routes with
+ * MSR_R_JSON_BODY (this route parses its own body, see above): the same
+ * pre-scan bounds and errors, then jansson. 0 with r->json an object, or -1
+ * after replying. (parse_body also charges the tree to the global body-memory
+ * budget; that function is static in http.c, so this copy cannot: the tree
+ * stays bounded by [http] json_max_values.)
  */
 static int
 batch_json(struct msr_req *r)
 {
+	const struct msr_config *cfg = r->srv->cfg;
 	json_error_t jerr;
+	size_t values;
+	int depth;
 
+	msr_json_prescan(r->body ? r->body : "", r->body_len, &values, &depth);
+	if (depth > cfg->http_json_max_depth) {
+		msr_reply_error(r, 400, "invalid_json",
+		    json_pack("{s:i}", "max_depth", cfg->http_json_max_depth),
+		    "the JSON nests deeper than %d levels", cfg->http_json_max_depth);
+		return -1;
+	}
+	if (values > (size_t)cfg->http_json_max_values) {
+		msr_reply_error(r, 413, "body_too_large",
+		    json_pack("{s:i}", "max_values", cfg->http_json_max_values),
+		    "the JSON holds more than %d values", cfg->http_json_max_values);
+		return -1;
+	}
 	r->json = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES,
 	    &jerr);
 	if (r->json == NULL) {

@@ -20,7 +20,8 @@ deploy/install-deps.sh --bench
 base=$(mktemp -d /tmp/msreg-bench.XXXXXX)
 chmod 755 "$base"
 cleanup() { deploy/pg.sh stop "$base/pg" >/dev/null 2>&1 || true; rm -rf "$base"; }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 deploy/pg.sh start "$base/pg" || exit 1
 export MSR_IT_PGBASE=$base/pg MSR_IT_BIN=$root/bin MSR_TEST_DATA=$root/tests/data
 export BENCH_SCALE=${BENCH_SCALE:-full}
