@@ -66,6 +66,12 @@ static const struct directive directives[] = {
 	D("rate", "per_second", T_DOUBLE, rate_per_second, 0, 1e9),
 	D("rate", "burst", T_DOUBLE, rate_burst, 1, 1e9),
 	D("log", "level", T_LEVEL, log_level, 0, 0),
+	D("witness", "witnesses", T_STR, witness_witnesses, 0, 0),
+	D("witness", "quorum", T_INT, witness_quorum, 0, 64),
+	D("witness", "interval_ms", T_INT, witness_interval_ms, 10, 3600000),
+	D("witness", "timeout_ms", T_INT, witness_timeout_ms, 10, 600000),
+	D("witness", "max_age_s", T_INT, witness_max_age_s, 1, 86400),
+	D("witness", "policy", T_STR, witness_policy, 0, 0),
 };
 
 struct load_ctx {

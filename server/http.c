@@ -45,6 +45,7 @@
 #include "msreg/metrics.h"
 #include "msreg/ratelimit.h"
 #include "msreg/server.h"
+#include "msreg/witness.h"
 
 struct msr_http {
 	struct MHD_Daemon  *mhd;
@@ -62,6 +63,7 @@ reply_reset(struct msr_req *r)
 	r->reply_json = NULL;
 	free(r->reply_text);
 	r->reply_text = NULL;
+	r->reply_text_len = 0;
 }
 
 void
@@ -80,6 +82,14 @@ msr_reply_text(struct msr_req *r, unsigned status, const char *ctype, char *text
 	r->status = status;
 	r->reply_text = text;
 	r->reply_ctype = ctype;
+}
+
+void
+msr_reply_bytes(struct msr_req *r, unsigned status, const char *ctype, char *data,
+    size_t len)
+{
+	msr_reply_text(r, status, ctype, data);
+	r->reply_text_len = len;
 }
 
 void
@@ -164,13 +174,16 @@ msr_req_db(struct msr_req *r)
  * captured (percent-decoding is MHD's: it decodes the URL before we see it).
  */
 static int
-route_match(const char *pattern, const char *path, struct msr_req *r, int capture)
+route_match(const char *pattern, const char *path, struct msr_req *r, int capture,
+    int tail)
 {
 	int nc = 0;
 
 	while (*pattern != '\0' && *path != '\0') {
 		if (pattern[0] == '{' && pattern[1] == '}') {
-			size_t n = strcspn(path, "/");
+			/* MSR_R_PATH_TAIL: a final {} takes the rest of the path */
+			size_t n = tail && pattern[2] == '\0' ? strlen(path) :
+			    strcspn(path, "/");
 			if (n == 0 || nc >= MSR_MAX_CAPTURES)
 				return 0;
 			if (capture)
@@ -197,11 +210,13 @@ route_find(struct msr_req *r, char *allow, size_t allowlen)
 	allow[0] = '\0';
 	for (size_t i = 0; i < msr_routes_len; i++) {
 		const struct msr_route *rt = &msr_routes[i];
-		if (!route_match(rt->pattern, r->path, r, 0))
+		int tail = (rt->flags & MSR_R_PATH_TAIL) != 0;
+
+		if (!route_match(rt->pattern, r->path, r, 0, tail))
 			continue;
 		if (strcmp(rt->method, r->method) == 0 ||
 		    (strcmp(r->method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0)) {
-			route_match(rt->pattern, r->path, r, 1);
+			route_match(rt->pattern, r->path, r, 1, tail);
 			return (int)i;
 		}
 		if (found_path)
@@ -410,6 +425,10 @@ dispatch(struct msr_req *r)
 	}
 	if (rt->roles != 0 && authenticate(r) != 0)
 		goto release;
+	if ((rt->flags & MSR_R_AUDITED) && msr_witness_client_refusing(r->srv->witness)) {
+		msr_reply_unavailable(r, "the audit log lacks its quorum of witness cosignatures");
+		goto release;
+	}
 	if (authorize(r) != 0)
 		goto audit;
 	if (r->authed && msr_ratelimit_take(r->srv->rate, r->client.id) != 0) {
@@ -455,7 +474,8 @@ queue_reply(struct msr_req *r)
 		len = strlen(body);
 		resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	} else {
-		len = r->reply_text ? strlen(r->reply_text) : 0;
+		len = r->reply_text_len > 0 ? r->reply_text_len :
+		    r->reply_text ? strlen(r->reply_text) : 0;
 		resp = MHD_create_response_from_buffer(len, r->reply_text,
 		    MHD_RESPMEM_MUST_FREE);
 		r->reply_text = NULL;
@@ -464,7 +484,9 @@ queue_reply(struct msr_req *r)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    r->reply_ctype ? r->reply_ctype : "application/json");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	if (r->extra_header_name == NULL ||
+	    strcasecmp(r->extra_header_name, "Cache-Control") != 0)
+		MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (r->audit_index >= 0) {
 		snprintf(idx, sizeof(idx), "%lld", (long long)r->audit_index);

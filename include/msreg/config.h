@@ -50,6 +50,13 @@ struct msr_config {
 	double    rate_burst;
 	/* [log] */
 	int       log_level;
+	/* [witness] (witness_client.c; zero/NULL = the defaults documented there) */
+	char     *witness_witnesses;         /* "URL VKEY, URL VKEY, ..." */
+	int       witness_quorum;            /* 0 = every witness */
+	int       witness_interval_ms;
+	int       witness_timeout_ms;
+	int       witness_max_age_s;         /* older cosignatures count as missing */
+	char     *witness_policy;            /* "alert" (default) or "refuse" */
 };
 
 /* Fill cfg with defaults. */
