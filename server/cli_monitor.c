@@ -23,8 +23,8 @@
  * the first n entries, whose root equals the last verified checkpoint's):
  *   1. GET /checkpoint; the log's Ed25519 signature must verify, the origin
  *      must be the key's name, the size must not be below n, and each required
- *      cosignature must verify (a missing one is retried, then is a finding and
- *      the checkpoint is not accepted).
+ *      cosignature must verify (a missing one is retried; then the checkpoint
+ *      is still verified below but not accepted, and that is a finding).
  *   2. Entry bundles /tile/entries/<N>[.p/<W>] for entries n .. size-1; every
  *      leaf hash must equal the level-0 hash tile /tile/0/<N>[.p/<W>].
  *   3. Append those leaf hashes to F; the root must equal the checkpoint's.
@@ -79,7 +79,7 @@
 #define MAX_WITNESSES	16
 #define MAX_RULES	256
 #define MAX_KEYS	10000
-#define COSIG_RETRIES	10
+#define COSIG_RETRIES	5
 
 enum { EX_CLEAN = 0, EX_FINDINGS = 1, EX_INTEGRITY = 2, EX_UNREADABLE = 3 };
 
@@ -650,13 +650,6 @@ pass(struct monitor *m, int once)
 		    "rollback", cp.size, m->fr.size);
 		goto done;
 	}
-	if (missing > 0) {
-		printf("finding witness_missing size=%" PRIu64 " %d required cosignature(s) missing;"
-		    " checkpoint not accepted\n", cp.size, missing);
-		m->findings++;
-		ret = EX_CLEAN;
-		goto done;
-	}
 	f = malloc(sizeof(*f));
 	if (f == NULL)
 		goto done;
@@ -670,6 +663,14 @@ pass(struct monitor *m, int once)
 	if (sodium_memcmp(root, cp.root, HLEN) != 0) {
 		ret = integrity("%s: the entries up to %" PRIu64 " do not yield the signed root "
 		    "(last verified size %" PRIu64 ")", "fork", cp.size, m->fr.size);
+		goto done;
+	}
+	if (missing > 0) {
+		/* verified, but not accepted: the next pass starts from the old state */
+		printf("finding witness_missing size=%" PRIu64 " %d required cosignature(s) missing;"
+		    " checkpoint not accepted\n", cp.size, missing);
+		m->findings++;
+		ret = EX_CLEAN;
 		goto done;
 	}
 	if (cp.size != m->fr.size || sodium_memcmp(m->root, root, HLEN) != 0) {

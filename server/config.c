@@ -20,7 +20,7 @@
 #include "msreg/common.h"
 #include "msreg/log.h"
 
-enum dir_type { T_STR, T_INT, T_SIZE, T_DOUBLE, T_LEVEL };
+enum dir_type { T_STR, T_INT, T_SIZE, T_DOUBLE, T_LEVEL, T_LIST };
 
 struct directive {
 	const char   *section;
@@ -66,7 +66,7 @@ static const struct directive directives[] = {
 	D("rate", "per_second", T_DOUBLE, rate_per_second, 0, 1e9),
 	D("rate", "burst", T_DOUBLE, rate_burst, 1, 1e9),
 	D("log", "level", T_LEVEL, log_level, 0, 0),
-	D("witness", "witnesses", T_STR, witness_witnesses, 0, 0),
+	D("witness", "witness", T_LIST, witness_witnesses, 0, 0),
 	D("witness", "quorum", T_INT, witness_quorum, 0, 64),
 	D("witness", "interval_ms", T_INT, witness_interval_ms, 10, 3600000),
 	D("witness", "timeout_ms", T_INT, witness_timeout_ms, 10, 600000),
@@ -134,6 +134,18 @@ apply(struct load_ctx *ctx, const struct directive *d, const char *value)
 
 	switch (d->type) {
 	case T_STR:
+		set_str((char **)(void *)base, value);
+		return 0;
+	case T_LIST:	/* a repeatable key: values joined with ", " */
+		if (*(char **)(void *)base != NULL) {
+			char *joined = NULL;
+
+			if (asprintf(&joined, "%s, %s", *(char **)(void *)base, value) < 0)
+				msr_fatal("out of memory");
+			free(*(char **)(void *)base);
+			*(char **)(void *)base = joined;
+			return 0;
+		}
 		set_str((char **)(void *)base, value);
 		return 0;
 	case T_LEVEL:
@@ -247,7 +259,7 @@ void
 msr_config_free(struct msr_config *cfg)
 {
 	for (size_t i = 0; i < MSR_ARRAY_LEN(directives); i++)
-		if (directives[i].type == T_STR)
+		if (directives[i].type == T_STR || directives[i].type == T_LIST)
 			free(*(char **)(void *)((char *)cfg + directives[i].offset));
 	memset(cfg, 0, sizeof(*cfg));
 }

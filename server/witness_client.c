@@ -5,9 +5,9 @@
  * so the checkpoint endpoints and receipts can carry them.
  *
  * Configuration ([witness] in msregd's config file)
- *   witnesses    "URL VKEY, URL VKEY, ...": URL is http://host:port[/prefix]
- *                (the submission prefix), VKEY the witness's cosignature/v1
- *                verifier key (type byte 0x04).
+ *   witness      "URL VKEY", one line per witness (repeatable): URL is
+ *                http://host:port[/prefix] (the submission prefix), VKEY the
+ *                witness's cosignature/v1 verifier key (type byte 0x04).
  *   quorum       cosignatures that must be fresh (default 0 = every witness)
  *   interval_ms  how often the newest checkpoint is looked at (default 1000)
  *   timeout_ms   per HTTP exchange (connect, send, receive; default 2000)
@@ -115,7 +115,7 @@ parse_witness(struct witness *w, const char *item, size_t len, char *err, size_t
 		end--;
 	sp = memchr(p, ' ', (size_t)(end - p));
 	if (sp == NULL || (size_t)(end - p) < 8 || strncmp(p, "http://", 7) != 0) {
-		snprintf(err, errlen, "[witness] witnesses: \"%.*s\" is not \"http://host:port VKEY\"",
+		snprintf(err, errlen, "[witness] witness: \"%.*s\" is not \"http://host:port VKEY\"",
 		    (int)(end - p), p);
 		return -1;
 	}
@@ -127,7 +127,7 @@ parse_witness(struct witness *w, const char *item, size_t len, char *err, size_t
 	if (colon == NULL || colon == hp || (size_t)(colon - hp) >= sizeof(w->host) ||
 	    (size_t)(slash - colon - 1) >= sizeof(w->port) || slash - colon - 1 < 1 ||
 	    (size_t)(sp - slash) >= sizeof(w->prefix)) {
-		snprintf(err, errlen, "[witness] witnesses: bad URL in \"%.*s\" (http://host:port[/prefix])",
+		snprintf(err, errlen, "[witness] witness: bad URL in \"%.*s\" (http://host:port[/prefix])",
 		    (int)(end - p), p);
 		return -1;
 	}
@@ -137,7 +137,7 @@ parse_witness(struct witness *w, const char *item, size_t len, char *err, size_t
 	while (sp < end && *sp == ' ')
 		sp++;
 	if (msr_cosig_verifier_parse(&w->v, sp, (size_t)(end - sp)) != 0) {
-		snprintf(err, errlen, "[witness] witnesses: \"%.*s\" is not a cosignature/v1 "
+		snprintf(err, errlen, "[witness] witness: \"%.*s\" is not a cosignature/v1 "
 		    "verifier key (name+keyid+base64(0x04||key))", (int)(end - sp), sp);
 		return -1;
 	}
@@ -418,7 +418,8 @@ submit(struct msr_witness_client *wc, int i, struct msr_db_conn *c, uint64_t siz
 		}
 		if (r->status != 200) {
 			log_error("witness %s refused checkpoint %" PRIu64 " (old %" PRIu64
-			    "): HTTP %d %.200s", w->v.name, size, old, r->status, r->body);
+			    "): HTTP %d %.*s", w->v.name, size, old, r->status,
+			    (int)strcspn(r->body, "\n"), r->body);
 			goto done;
 		}
 		if (accept_cosig(w, note, note_len, r->body, r->body_len, line, sizeof(line)) != 0) {
@@ -536,7 +537,7 @@ msr_witness_client_start(const struct msr_config *cfg, struct msr_db_pool *db, i
 	for (; *p != '\0'; p = *comma ? comma + 1 : comma) {
 		comma = p + strcspn(p, ",");
 		if (wc->n == MAX_WITNESSES) {
-			snprintf(err, errlen, "[witness] witnesses: more than %d", MAX_WITNESSES);
+			snprintf(err, errlen, "[witness] witness: more than %d", MAX_WITNESSES);
 			goto bad;
 		}
 		if (parse_witness(&wc->w[wc->n], p, (size_t)(comma - p), err, errlen) != 0)

@@ -51,7 +51,7 @@ struct msr_config {
 	/* [log] */
 	int       log_level;
 	/* [witness] (witness_client.c; zero/NULL = the defaults documented there) */
-	char     *witness_witnesses;         /* "URL VKEY, URL VKEY, ..." */
+	char     *witness_witnesses;         /* witness = URL VKEY (repeatable), joined ", " */
 	int       witness_quorum;            /* 0 = every witness */
 	int       witness_interval_ms;
 	int       witness_timeout_ms;
