@@ -287,6 +287,19 @@ done:
 
 /* ---- rules ---- */
 
+/* Codes compare as msregd records them: upper case, no hyphens or spaces. */
+static void
+code_normalize(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (; *in != '\0' && n + 1 < cap; in++)
+		if (*in != '-' && *in != ' ')
+			out[n++] = (char)(*in >= 'a' && *in <= 'z' ? *in - 'a' + 'A' : *in);
+	out[n] = '\0';
+}
+
+
 static int
 rules_load(struct monitor *m, const char *path)
 {
@@ -321,7 +334,7 @@ rules_load(struct monitor *m, const char *path)
 			r->kind = strcmp(b, "client") == 0 ? R_DISCLOSE_CLIENT : R_DISCLOSE_CASE;
 		} else if (strcmp(a, "watch") == 0 && sscanf(line, " watch code %127s", b) == 1) {
 			r->kind = R_CODE;
-			snprintf(r->arg, sizeof(r->arg), "%s", b);
+			code_normalize(b, r->arg, sizeof(r->arg));
 		} else if (strcmp(a, "watch") == 0 && sscanf(line, " watch firearm %127s", b) == 1) {
 			r->kind = R_FIREARM;
 			snprintf(r->arg, sizeof(r->arg), "%s", b);
@@ -438,6 +451,18 @@ is_disclosure(json_t *e)
 }
 
 static int
+names_code(json_t *e, const char *field, const char *want)
+{
+	const char *v = json_string_value(json_object_get(e, field));
+	char norm[128];
+
+	if (v == NULL)
+		return 0;
+	code_normalize(v, norm, sizeof(norm));
+	return strcmp(norm, want) == 0;
+}
+
+static int
 names(json_t *e, const char *field, const char *want)
 {
 	json_t *v = json_object_get(e, field);
@@ -501,7 +526,7 @@ apply_rules(struct monitor *m, uint64_t index, const uint8_t *leaf, size_t len)
 			}
 			break;
 		case R_CODE:
-			if (names(e, "code", r->arg) || names(e, "query", r->arg)) {
+			if (names_code(e, "code", r->arg) || names_code(e, "query", r->arg)) {
 				snprintf(detail, sizeof(detail), "code=%s", r->arg);
 				finding(m, "watch_code", index, e, detail);
 			}

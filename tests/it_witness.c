@@ -242,7 +242,7 @@ note_size(const char *note)
 }
 
 static int
-monitor(const char *state, char **out)
+monitor_rules(const char *state, const char *rules, char **out)
 {
 	char path[600], kf[700], url[64];
 	FILE *f;
@@ -255,8 +255,15 @@ monitor(const char *state, char **out)
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", it.port);
 	char *argv[] = { path, "audit", "monitor", "--url", url, "--state", (char *)state,
 	    "--key-file", kf, "--vkey", it.vkey, "--require-witness", W[0].vkey,
-	    "--require-witness", W[1].vkey, "--once", NULL };
+	    "--require-witness", W[1].vkey, "--once", rules ? "--rules" : NULL, (char *)rules,
+	    NULL };
 	return msr_it_run(argv, out);
+}
+
+static int
+monitor(const char *state, char **out)
+{
+	return monitor_rules(state, NULL, out);
 }
 
 /* A checkpoint note for the log's origin signed with key s. */
@@ -529,6 +536,74 @@ START_TEST(forks_and_rollbacks_refused)
 }
 END_TEST
 
+/* policy = refuse: a log without its quorum of fresh cosignatures stops answering */
+START_TEST(refuse_policy)
+{
+	struct msr_it inst;
+	char extra[1024];
+	int got = 0;
+
+	/* a third witness nobody runs; quorum 3 cannot be met */
+	snprintf(extra, sizeof(extra), "[witness]\nwitness = http://127.0.0.1:%d %s\n"
+	    "quorum = 3\npolicy = refuse\nmax_age_s = 1\n", free_port(), W[0].vkey);
+	msr_it_instance(&it, &inst, "refuse", extra);
+	for (int t = 0; t < 100 && got != 503; t++) {
+		got = (int)msr_it_status(&inst, "GET", "/v1/audit/entries?start=0&limit=1",
+		    auditor, NULL);
+		if (got != 503)
+			sleep_ms(100);
+	}
+	ck_assert_int_eq(got, 503);
+	ck_assert_int_eq(msr_it_status(&inst, "GET", "/readyz", NULL, NULL), 503);
+	ck_assert_int_eq(msr_it_status(&inst, "GET", "/healthz", NULL, NULL), 200);
+	msr_it_teardown(&inst);
+	/* the default policy (alert) keeps answering */
+	snprintf(extra, sizeof(extra), "[witness]\nwitness = http://127.0.0.1:%d %s\n"
+	    "quorum = 3\nmax_age_s = 1\n", free_port(), W[0].vkey);
+	msr_it_instance(&it, &inst, "alert", extra);
+	sleep_ms(2500);
+	ck_assert_int_eq(msr_it_status(&inst, "GET", "/v1/audit/entries?start=0&limit=1",
+	    auditor, NULL), 200);
+	msr_it_teardown(&inst);
+}
+END_TEST
+
+START_TEST(monitor_rules_find)
+{
+	char mstate[700], rules[700], *out = NULL;
+	FILE *f;
+	int rc;
+
+	snprintf(mstate, sizeof(mstate), "%s/rules.state", wdir);
+	snprintf(rules, sizeof(rules), "%s/rules.txt", wdir);
+	unlink(mstate);
+	f = fopen(rules, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "# test rules\nadmin\nrate 20 3600\ndisclosures 10 3600 client\n"
+	    "watch code 0123-4567-89AB\nwatch firearm 424242  # none\nalert\n");
+	fclose(f);
+	traffic(investigator, "/v1/codes/0123456789AB?case_number=HPD-2026-1&purpose=homicide", 1);
+	traffic(auditor, "/v1/audit/entries?start=0&limit=1", 25);
+	rc = monitor_rules(mstate, rules, &out);
+	fprintf(stderr, "monitor (rules):\n%s", out);
+	ck_assert_int_eq(rc, 1);
+	ck_assert_ptr_nonnull(strstr(out, "finding admin "));
+	ck_assert_ptr_nonnull(strstr(out, "finding rate "));
+	ck_assert_ptr_nonnull(strstr(out, "finding disclosures_client "));
+	ck_assert_ptr_nonnull(strstr(out, "finding watch_code "));
+	ck_assert_ptr_null(strstr(out, "watch_firearm"));
+	ck_assert_ptr_null(strstr(out, "integrity"));
+	free(out);
+	/* a bad rules file is a usage error, not a pass */
+	f = fopen(rules, "w");
+	fprintf(f, "rate many\n");
+	fclose(f);
+	rc = monitor_rules(mstate, rules, &out);
+	ck_assert_int_eq(rc, 3);
+	free(out);
+}
+END_TEST
+
 START_TEST(insider_attack_refused_and_caught)
 {
 	char mstate[700], *out = NULL, *note, root[NW][64], root_after[64], sql[2048];
@@ -662,6 +737,8 @@ main(void)
 	tcase_add_test(tc, cosigned_checkpoints_verify);
 	tcase_add_test(tc, restart_keeps_state);
 	tcase_add_test(tc, forks_and_rollbacks_refused);
+	tcase_add_test(tc, refuse_policy);
+	tcase_add_test(tc, monitor_rules_find);
 	tcase_add_test(tc, insider_attack_refused_and_caught);
 	suite_add_tcase(s, tc);
 	return msr_test_run(s, 1);
