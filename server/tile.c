@@ -33,6 +33,8 @@ msr_tile_parse_index(const char *s, uint64_t *n, unsigned *w)
 		    s[2] < '0' || s[2] > '9' || ++groups > MAX_GROUPS)
 			return -1;
 		v = v * 1000 + (uint64_t)((s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0'));
+		if (x && groups == 1 && v == 0)
+			return -1;	/* "x000/..." is not the spelling of anything */
 		s += 3;
 		if (x) {
 			if (*s++ != '/')
@@ -41,8 +43,6 @@ msr_tile_parse_index(const char *s, uint64_t *n, unsigned *w)
 		}
 		break;
 	}
-	if (groups > 1 && v < 1000)
-		return -1;	/* "x000/005" is not the spelling of 5 */
 	if (strncmp(s, ".p/", 3) == 0) {
 		s += 3;
 		if (s[0] < '1' || s[0] > '9')
