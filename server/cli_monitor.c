@@ -144,7 +144,11 @@ on_data(char *ptr, size_t size, size_t n, void *ud)
 	return k;
 }
 
-/* GET path; 0 with *out (malloc'd, NUL-terminated) on HTTP 200. */
+/*
+ * GET path; 0 with *out (malloc'd, NUL-terminated) on HTTP 200. A 429 or 503
+ * answer is retried after its Retry-After (1..10 s), at most RETRIES times.
+ */
+#define RETRIES 10
 static int
 fetch(struct monitor *m, const char *path, int auth, char **out, size_t *len)
 {
@@ -152,7 +156,7 @@ fetch(struct monitor *m, const char *path, int auth, char **out, size_t *len)
 	struct body b = { NULL, 0 };
 	char url[2048], hdr[300];
 	long status = 0;
-	CURLcode rc;
+	CURLcode rc = CURLE_OK;
 
 	snprintf(url, sizeof(url), "%s%s", m->url, path);
 	if (auth && m->api_key[0] != '\0') {
@@ -160,15 +164,27 @@ fetch(struct monitor *m, const char *path, int auth, char **out, size_t *len)
 		h = curl_slist_append(h, hdr);
 		sodium_memzero(hdr, sizeof(hdr));
 	}
-	curl_easy_reset(m->curl);
-	curl_easy_setopt(m->curl, CURLOPT_URL, url);
-	curl_easy_setopt(m->curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(m->curl, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(m->curl, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(m->curl, CURLOPT_TIMEOUT, 30L);
-	curl_easy_setopt(m->curl, CURLOPT_ACCEPT_ENCODING, "");
-	rc = curl_easy_perform(m->curl);
-	curl_easy_getinfo(m->curl, CURLINFO_RESPONSE_CODE, &status);
+	for (int attempt = 0; attempt < RETRIES; attempt++) {
+		curl_off_t wait = 0;
+
+		free(b.p);
+		b.p = NULL;
+		b.len = 0;
+		curl_easy_reset(m->curl);
+		curl_easy_setopt(m->curl, CURLOPT_URL, url);
+		curl_easy_setopt(m->curl, CURLOPT_HTTPHEADER, h);
+		curl_easy_setopt(m->curl, CURLOPT_WRITEFUNCTION, on_data);
+		curl_easy_setopt(m->curl, CURLOPT_WRITEDATA, &b);
+		curl_easy_setopt(m->curl, CURLOPT_TIMEOUT, 30L);
+		curl_easy_setopt(m->curl, CURLOPT_ACCEPT_ENCODING, "");
+		rc = curl_easy_perform(m->curl);
+		status = 0;
+		curl_easy_getinfo(m->curl, CURLINFO_RESPONSE_CODE, &status);
+		if (rc != CURLE_OK || (status != 429 && status != 503))
+			break;
+		curl_easy_getinfo(m->curl, CURLINFO_RETRY_AFTER, &wait);
+		sleep((unsigned)(wait < 1 ? 1 : wait > 10 ? 10 : wait));
+	}
 	curl_slist_free_all(h);
 	if (rc != CURLE_OK || status != 200) {
 		fprintf(stderr, "msreg monitor: GET %s: %s\n", path,
