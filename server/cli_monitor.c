@@ -321,7 +321,7 @@ rules_load(struct monitor *m, const char *path)
 {
 	FILE *f = fopen(path, "r");
 	char line[512], a[64], b[128];
-	long n, w;
+	long n = 0, w = 0;
 	int lineno = 0, ret = -1;
 
 	if (f == NULL) {
@@ -665,6 +665,7 @@ pass(struct monitor *m, int once)
 	const char *why = NULL;
 	int ret = EX_UNREADABLE, missing = 0;
 
+	memset(&cp, 0, sizeof(cp));
 	for (int attempt = 0; attempt < (once ? COSIG_RETRIES : 1); attempt++) {
 		free(note);
 		note = NULL;

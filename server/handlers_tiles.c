@@ -252,7 +252,7 @@ msr_h_tile_entries(struct msr_req *r)
 		}
 		total += 2 + (size_t)len;
 	}
-	out = malloc(total);
+	out = total > 0 ? malloc(total) : NULL;
 	if (out == NULL) {
 		msr_reply_unavailable(r, "out of memory");
 		goto done;

@@ -77,13 +77,13 @@ msr_tile_format_index(uint64_t n, unsigned w, char *buf, size_t cap)
 	} while (n > 0 && k < 8);
 	while (k-- > 0) {
 		m = snprintf(buf + len, cap - (size_t)len, k > 0 ? "x%03u/" : "%03u", g[k]);
-		if (m < 0 || (size_t)(len + m) >= cap)
+		if (m < 0 || (size_t)len + (size_t)m >= cap)
 			return -1;
 		len += m;
 	}
 	if (w < MSR_TILE_WIDTH) {
 		m = snprintf(buf + len, cap - (size_t)len, ".p/%u", w);
-		if (m < 0 || (size_t)(len + m) >= cap)
+		if (m < 0 || (size_t)len + (size_t)m >= cap)
 			return -1;
 	}
 	return 0;

@@ -113,6 +113,8 @@ on_ini(void *user, const char *section, const char *name, const char *value)
 	const char *sp;
 	char **str = NULL;
 
+	if (w == NULL)
+		return 0;
 	if (strcmp(section, "witness") != 0) {
 		snprintf(w->err, sizeof(w->err), "unknown section [%s]", section);
 		return 0;
@@ -211,20 +213,27 @@ state_load(struct witness *w)
 		return errno == ENOENT ? 0 : -1;
 	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
 		struct wstate *s = &w->states[w->nstates];
-		char b64[64], origin[MSR_NOTE_NAME_MAX + 1];
-		unsigned long long size;
-		size_t got;
+		char *sp1 = NULL, *sp2 = NULL, *end = NULL;
+		unsigned long long size = 0;
+		size_t got = 0;
 
-		if (w->nstates == MAX_STATES ||
-		    sscanf(line, "%llu %63s %255[^\n]", &size, b64, origin) != 3 ||
-		    sodium_base642bin(s->root, HLEN, b64, strlen(b64), NULL, &got, NULL, B64) != 0 ||
-		    got != HLEN) {
+		errno = 0;
+		if (line[0] >= '0' && line[0] <= '9')
+			size = strtoull(line, &end, 10);
+		if (end != NULL && *end == ' ' && errno == 0) {
+			sp1 = end;
+			sp2 = strchr(sp1 + 1, ' ');
+		}
+		if (w->nstates == MAX_STATES || sp2 == NULL || sp2[1] == '\0' ||
+		    strlen(sp2 + 1) > MSR_NOTE_NAME_MAX ||
+		    sodium_base642bin(s->root, HLEN, sp1 + 1, (size_t)(sp2 - sp1 - 1), NULL, &got,
+		    NULL, B64) != 0 || got != HLEN) {
 			snprintf(w->err, sizeof(w->err), "%s: malformed line \"%.80s\"",
 			    w->state_file, line);
 			goto done;
 		}
 		s->size = size;
-		snprintf(s->origin, sizeof(s->origin), "%s", origin);
+		snprintf(s->origin, sizeof(s->origin), "%s", sp2 + 1);
 		w->nstates++;
 	}
 	ret = 0;
