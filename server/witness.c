@@ -71,7 +71,6 @@
 #define MAX_LOGS	64
 #define MAX_STATES	1024
 #define BODY_MAX	(MSR_NOTE_MAX_LEN + 64 * 46 + 32)
-#define PROOF_MAX	63
 #define HLEN		MSR_MERKLE_HASH_LEN
 #define B64		sodium_base64_VARIANT_ORIGINAL
 
@@ -324,42 +323,59 @@ log_refusal(const char *why, const struct msr_note_checkpoint *cp, uint64_t old)
 	    "(old %" PRIu64 "): %s\n", cp->origin, cp->size, b64, old, why);
 }
 
-static void
-add_checkpoint(struct witness *w, const char *b, size_t len, struct answer *a)
+int
+msr_witness_parse_request(const char *b, size_t len, uint64_t *old,
+    uint8_t proof[][MSR_WITNESS_HASH_LEN], size_t *nproof, size_t *note_off,
+    const char **why)
 {
-	uint8_t proof[PROOF_MAX][HLEN];
-	struct msr_note_checkpoint cp;
-	const struct wlog *log = NULL;
-	struct wstate *st;
-	const char *note, *why;
-	size_t pos, nproof = 0, text_len, note_len, got;
-	uint64_t old = 0, held;
-	char line[MSR_COSIG_LINE_MAX], sz[32];
+	size_t pos, got;
 
-	/* parse */
-	pos = parse_old(b, len, &old);
+	*nproof = 0;
+	pos = parse_old(b, len, old);
 	if (pos == 0) {
-		answer(a, 400, "the body must start with \"old <size>\\n\"\n");
-		return;
+		*why = "the body must start with \"old <size>\\n\"";
+		return -1;
 	}
 	while (pos < len && b[pos] != '\n') {
 		const char *eol = memchr(b + pos, '\n', len - pos);
 
-		if (eol == NULL || nproof == PROOF_MAX ||
-		    sodium_base642bin(proof[nproof], HLEN, b + pos, (size_t)(eol - (b + pos)), NULL,
-		    &got, NULL, B64) != 0 || got != HLEN || eol - (b + pos) != 44) {
-			answer(a, 400, "bad consistency proof line (at most 63 base64 hashes)\n");
-			return;
+		if (eol == NULL || *nproof == MSR_WITNESS_PROOF_MAX || eol - (b + pos) != 44 ||
+		    sodium_base642bin(proof[*nproof], HLEN, b + pos, 44, NULL, &got, NULL, B64) != 0 ||
+		    got != HLEN) {
+			*why = "bad consistency proof line (at most 63 base64 hashes)";
+			return -1;
 		}
-		nproof++;
+		(*nproof)++;
 		pos = (size_t)(eol - b) + 1;
 	}
 	if (pos >= len) {
-		answer(a, 400, "no empty line before the checkpoint\n");
+		*why = "no empty line before the checkpoint";
+		return -1;
+	}
+	*note_off = pos + 1;
+	return 0;
+}
+
+static void
+add_checkpoint(struct witness *w, const char *b, size_t len, struct answer *a)
+{
+	uint8_t proof[MSR_WITNESS_PROOF_MAX][HLEN];
+	struct msr_note_checkpoint cp;
+	const struct wlog *log = NULL;
+	struct wstate *st;
+	const char *note, *why;
+	size_t pos, nproof = 0, text_len, note_len;
+	uint64_t old = 0, held;
+	char line[MSR_COSIG_LINE_MAX], sz[32];
+
+	/* parse */
+	if (msr_witness_parse_request(b, len, &old, proof, &nproof, &pos, &why) != 0) {
+		snprintf(line, sizeof(line), "%s\n", why);
+		answer(a, 400, line);
 		return;
 	}
-	note = b + pos + 1;
-	note_len = len - pos - 1;
+	note = b + pos;
+	note_len = len - pos;
 	if (msr_cosig_note_text(note, note_len, &text_len) != 0 ||
 	    msr_note_checkpoint_parse(&cp, note, text_len) != 0) {
 		answer(a, 400, "malformed checkpoint note\n");

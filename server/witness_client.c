@@ -27,8 +27,10 @@
  *        verify as cosignatures on this checkpoint; kept, old := size.
  *   409 text/x.tlog.size: old := the witness's size, retried (at most 3 times).
  *   Any other answer, a witness ahead of the log (old > size: the log was
- *   rolled back or forked) or a proof the store cannot produce is a failure:
- *   logged at error level, counted (msreg_witness_failures_total).
+ *   rolled back, reported when it lasts two rounds, since another msregd on
+ *   the same database may just have submitted a newer checkpoint) or a proof
+ *   the store cannot produce is a failure: logged at error level, counted
+ *   (msreg_witness_failures_total).
  *
  * The HTTP client is deliberately minimal (msregd links no libcurl): plain
  * HTTP/1.1 over TCP, one request per connection (Connection: close), every
@@ -88,6 +90,7 @@ struct witness {
 	char			 line[MSR_COSIG_LINE_MAX];
 	time_t			 last_ok;	/* when `line` was obtained */
 	uint64_t		 failures;
+	int			 ahead_rounds;	/* consecutive rounds the witness was ahead */
 };
 
 struct msr_witness_client {
@@ -381,10 +384,17 @@ submit(struct msr_witness_client *wc, int i, struct msr_db_conn *c, uint64_t siz
 	pthread_mutex_unlock(&wc->mu);
 	for (int attempt = 0; attempt < ATTEMPTS; attempt++) {
 		if (old > size) {
-			log_error("witness %s has seen tree size %" PRIu64 " but the log's newest "
-			    "checkpoint is %" PRIu64 ": the log was rolled back", w->v.name, old, size);
+			/*
+			 * Another msregd on this database may have submitted a newer
+			 * checkpoint than the one we read: an error only when it lasts.
+			 */
+			if (++w->ahead_rounds >= 2)
+				log_error("witness %s has seen tree size %" PRIu64 " but the log's "
+				    "newest checkpoint is %" PRIu64 ": the log was rolled back",
+				    w->v.name, old, size);
 			goto done;
 		}
+		w->ahead_rounds = 0;
 		pos = (size_t)snprintf(body, cap, "old %" PRIu64 "\n", old);
 		if (proof_lines(c, old, size, body + pos, cap - pos) != 0) {
 			log_error("witness %s: no consistency proof %" PRIu64 " -> %" PRIu64

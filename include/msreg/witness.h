@@ -27,6 +27,20 @@ int msr_tile_parse_index(const char *s, uint64_t *n, unsigned *w);
 /* Write "<N>[.p/<W>]" for tile n of width w (1..256) into buf. 0 or -1. */
 int msr_tile_format_index(uint64_t n, unsigned w, char *buf, size_t cap);
 
+/* --- the witness (witness.c) --- */
+
+#define MSR_WITNESS_PROOF_MAX	63
+#define MSR_WITNESS_HASH_LEN	32
+
+/*
+ * Parse an add-checkpoint request body (c2sp.org/tlog-witness): "old <n>\n"
+ * (no leading zeros), at most 63 base64 hash lines, an empty line; the note
+ * starts at b + *note_off. 0, or -1 with a static reason in *why.
+ */
+int msr_witness_parse_request(const char *b, size_t len, uint64_t *old,
+    uint8_t proof[][MSR_WITNESS_HASH_LEN], size_t *nproof, size_t *note_off,
+    const char **why);
+
 /* --- msregd's witness submitter (witness_client.c) --- */
 
 struct msr_witness_client;

@@ -10,6 +10,8 @@
  *   3 note         cosignature verification with a fixed key never succeeds
  *                  (the input was not signed by it); the same text with a
  *                  genuine cosignature appended verifies when it is a note text
+ *   4 add-checkpoint body (server/witness.c): parse ok -> re-encoding the old
+ *                  size and proof gives back the input up to the note
  * Any broken invariant aborts, which libFuzzer reports as a crash.
  */
 #include "msreg/cosig.h"
@@ -51,7 +53,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(in != NULL);
 	memcpy(in, data + 1, len);
 	in[len] = '\0';
-	switch (data[0] % 4) {
+	switch (data[0] % 5) {
+	case 4: {
+		uint8_t proof[MSR_WITNESS_PROOF_MAX][MSR_WITNESS_HASH_LEN];
+		size_t nproof, off, pos;
+		uint64_t old;
+		const char *why;
+		char *re = malloc(64 + MSR_WITNESS_PROOF_MAX * 46);
+
+		CHECK(re != NULL);
+		if (msr_witness_parse_request(in, len, &old, proof, &nproof, &off, &why) == 0) {
+			CHECK(off <= len && nproof <= MSR_WITNESS_PROOF_MAX);
+			pos = (size_t)sprintf(re, "old %llu\n", (unsigned long long)old);
+			for (size_t i = 0; i < nproof; i++) {
+				sodium_bin2base64(re + pos, 46, proof[i], MSR_WITNESS_HASH_LEN,
+				    sodium_base64_VARIANT_ORIGINAL);
+				pos += 44;
+				re[pos++] = '\n';
+			}
+			re[pos++] = '\n';
+			/* sodium accepts non-canonical trailing bits: compare decoded values */
+			CHECK(pos == off);
+			CHECK(memcmp(re, in, 4) == 0);
+		} else {
+			CHECK(why != NULL);
+		}
+		free(re);
+		break;
+	}
 	case 0: {
 		uint64_t n;
 		unsigned w;
