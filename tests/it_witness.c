@@ -42,6 +42,7 @@ static struct witness_proc {
 	struct msr_cosig_verifier v;
 } W[NW];
 static struct msr_note_verifier logv;
+static char tilecheck[700];
 
 /* ---- helpers ---- */
 
@@ -345,6 +346,18 @@ setup(void)
 	msr_it_client(&it, "auditor", "aud", NULL, auditor, sizeof(auditor));
 	msr_it_client(&it, "investigator", "inv", "CA0190000", investigator,
 	    sizeof(investigator));
+	/* the Go reference client, for an independent check of the cosignatures */
+	{
+		char cmd[2048];
+
+		snprintf(tilecheck, sizeof(tilecheck), "%s/tilecheck", wdir);
+		snprintf(cmd, sizeof(cmd), "cd %s/../tests/go/tilecheck && GO111MODULE=off "
+		    "GOPATH=/usr/share/gocode GOCACHE=%s/gocache GOFLAGS= go build -o %s . 1>&2",
+		    bin, wdir, tilecheck);
+		char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+		ck_assert_msg(msr_it_run(argv, &out) == 0, "go build of tests/go/tilecheck failed");
+		free(out);
+	}
 }
 
 static void
@@ -382,10 +395,33 @@ START_TEST(cosigned_checkpoints_verify)
 	note[text_len - 2] ^= 1;
 	ck_assert_int_ne(msr_cosig_verify(&W[0].v, note, strlen(note), NULL), 0);
 	free(note);
-	/* the tiles' checkpoint carries them too */
+	/* the tiles' checkpoint carries them too, and Go's note.Open with an
+	 * independent cosignature/v1 verifier accepts them (and no other key) */
 	note = cosigned("/checkpoint", NULL, 20000);
 	ck_assert_ptr_nonnull(note);
 	free(note);
+	{
+		struct msr_cosig_signer stranger;
+		char url[64], svkey[MSR_COSIG_KEY_TEXT_MAX], *out = NULL;
+		int rc;
+
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d", it.port);
+		char *argv[] = { tilecheck, url, it.vkey, auditor, W[0].vkey, W[1].vkey, NULL };
+		rc = msr_it_run(argv, &out);
+		fprintf(stderr, "%s", out);
+		ck_assert_int_eq(rc, 0);
+		ck_assert_ptr_nonnull(strstr(out, "2 cosignatures verified"));
+		free(out);
+		ck_assert_int_eq(msr_cosig_signer_generate(&stranger, "witness.example/w1"), 0);
+		ck_assert_int_eq(msr_cosig_verifier_format(&stranger.v, svkey, sizeof(svkey)), 0);
+		msr_cosig_signer_wipe(&stranger);
+		char *argv2[] = { tilecheck, url, it.vkey, auditor, svkey, NULL };
+		rc = msr_it_run(argv2, &out);
+		ck_assert_int_eq(rc, 1);
+		ck_assert_msg(strstr(out, "no valid cosignature by witness.example/w1") != NULL,
+		    "%s", out);
+		free(out);
+	}
 	/* receipts: the checkpoint inside carries the cosignatures */
 	for (int i = 0; i < 50 && receipt == NULL; i++)
 		receipt = cosigned("/v1/audit/receipt/0", auditor, 300);

@@ -6,13 +6,20 @@
 // consistency proofs from every smaller size that has a checkpoint-worthy tree
 // (tlog.ProveTree / tlog.CheckTree).
 //
-// Usage: tilecheck BASE_URL LOG_VKEY AUDITOR_KEY
+// With WITNESS_VKEY arguments, the checkpoint must also carry a valid
+// cosignature/v1 (c2sp.org/tlog-cosignature) by each: verified here by an
+// independent implementation of that spec (crypto/ed25519) plugged into the
+// reference signed-note parser as a note.Verifier.
+//
+// Usage: tilecheck BASE_URL LOG_VKEY AUDITOR_KEY [WITNESS_VKEY...]
 // Prints one summary line and exits 0, or prints the failure and exits 1.
 // Built by tests/it_tiles.c with GO111MODULE=off GOPATH=/usr/share/gocode
 // (Debian's golang-golang-x-mod-dev), so it needs no network.
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -78,14 +85,55 @@ func (r *tileReader) ReadTiles(tiles []tlog.Tile) ([][]byte, error) {
 
 func (r *tileReader) SaveTiles(tiles []tlog.Tile, data [][]byte) {}
 
+// cosigVerifier checks cosignature/v1 signatures: key id
+// SHA-256(name || "\n" || 0x04 || key)[:4], signature blob (after the key id)
+// u64 big-endian timestamp || Ed25519 over
+// "cosignature/v1\ntime <t>\n" || note text.
+type cosigVerifier struct {
+	name string
+	hash uint32
+	key  ed25519.PublicKey
+}
+
+func newCosigVerifier(vkey string) (*cosigVerifier, error) {
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("malformed vkey %q", vkey)
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) != 33 || raw[0] != 0x04 {
+		return nil, fmt.Errorf("vkey %q is not a cosignature/v1 Ed25519 key", vkey)
+	}
+	h := sha256.Sum256(append([]byte(parts[0]+"\n"), raw...))
+	id := binary.BigEndian.Uint32(h[:4])
+	if fmt.Sprintf("%08x", id) != parts[1] {
+		return nil, fmt.Errorf("vkey %q: key id does not match", vkey)
+	}
+	return &cosigVerifier{name: parts[0], hash: id, key: ed25519.PublicKey(raw[1:])}, nil
+}
+
+func (v *cosigVerifier) Name() string    { return v.name }
+func (v *cosigVerifier) KeyHash() uint32 { return v.hash }
+func (v *cosigVerifier) Verify(msg, sig []byte) bool {
+	if len(sig) != 8+ed25519.SignatureSize {
+		return false
+	}
+	t := binary.BigEndian.Uint64(sig[:8])
+	if t > 1<<63-1 {
+		return false
+	}
+	m := append([]byte(fmt.Sprintf("cosignature/v1\ntime %d\n", t)), msg...)
+	return ed25519.Verify(v.key, m, sig[8:])
+}
+
 func fail(format string, args ...interface{}) {
-	fmt.Fprintf(os.Stderr, "tilecheck: "+format+"\n", args...)
+	fmt.Printf("tilecheck: FAILED: "+format+"\n", args...)
 	os.Exit(1)
 }
 
 func main() {
-	if len(os.Args) != 4 {
-		fail("usage: tilecheck BASE_URL LOG_VKEY AUDITOR_KEY")
+	if len(os.Args) < 4 {
+		fail("usage: tilecheck BASE_URL LOG_VKEY AUDITOR_KEY [WITNESS_VKEY...]")
 	}
 	base, auditor = strings.TrimRight(os.Args[1], "/"), os.Args[3]
 	verifier, err := note.NewVerifier(os.Args[2])
@@ -99,6 +147,16 @@ func main() {
 	n, err := note.Open(msg, note.VerifierList(verifier))
 	if err != nil {
 		fail("checkpoint signature: %v", err)
+	}
+	for _, wk := range os.Args[4:] {
+		cv, err := newCosigVerifier(wk)
+		if err != nil {
+			fail("%v", err)
+		}
+		wn, err := note.Open(msg, note.VerifierList(cv))
+		if err != nil || len(wn.Sigs) != 1 || wn.Text != n.Text {
+			fail("no valid cosignature by %s: %v", cv.name, err)
+		}
 	}
 	lines := strings.Split(n.Text, "\n")
 	if len(lines) < 4 || lines[0] != verifier.Name() {
@@ -220,6 +278,6 @@ func main() {
 		}
 		tiles++
 	}
-	fmt.Printf("tilecheck: size %d root verified, %d entries proven, %d consistency proofs, %d tiles fetched, %d tiles recomputed from entries\n",
-		size, proven, checked, tr.fetched, tiles)
+	fmt.Printf("tilecheck: size %d root verified, %d cosignatures verified, %d entries proven, %d consistency proofs, %d tiles fetched, %d tiles recomputed from entries\n",
+		size, len(os.Args)-4, proven, checked, tr.fetched, tiles)
 }
