@@ -584,7 +584,7 @@ main(void)
 	size_t side, round_n, ncodes;
 	int lookups = scale == BENCH_SMALL ? 500 : 2000;
 	char *codes, m[64], b[96];
-	double api[ROUNDS], copy[ROUNDS], api_m, copy_m;
+	double api[ROUNDS], copy[ROUNDS], ratio[ROUNDS], api_m, copy_m, ratio_m;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (sodium_init() < 0)
@@ -613,15 +613,19 @@ main(void)
 		    client_id("bench line"));
 		settle(scale);
 		api[r] = bench_register_http(codes, (size_t)r * round_n, round_n);
-		printf("register round %d HTTP batch API / COPY = %.2f\n", r + 1, api[r] / copy[r]);
+		ratio[r] = api[r] / copy[r];
+		printf("register round %d HTTP batch API / COPY = %.2f\n", r + 1, ratio[r]);
 	}
+	/* the verdict: the median of the per-round ratios (each round pairs two
+	 * adjacent phases, so a burst of load elsewhere hits both sides alike) */
 	api_m = bench_percentile(api, ROUNDS, 50);
 	copy_m = bench_percentile(copy, ROUNDS, 50);
-	printf("register ratio  median HTTP %.0f / median COPY %.0f firearms/s = %.2f\n", api_m,
-	    copy_m, api_m / copy_m);
-	snprintf(m, sizeof(m), "%.0f/s (%.2fx)", api_m, api_m / copy_m);
+	ratio_m = bench_percentile(ratio, ROUNDS, 50);
+	printf("register ratio  median of round ratios %.2f (median HTTP %.0f / median COPY %.0f"
+	    " firearms/s = %.2f)\n", ratio_m, api_m, copy_m, api_m / copy_m);
+	snprintf(m, sizeof(m), "%.0f/s (%.2fx)", api_m, ratio_m);
 	snprintf(b, sizeof(b), "COPY same rows %.0f/s", copy_m);
-	bench_goal("batch", "batch registration >= 0.8x COPY", m, b, api_m >= 0.8 * copy_m);
+	bench_goal("batch", "batch registration >= 0.8x COPY", m, b, ratio_m >= 0.8);
 	settle(scale);
 	bench_lookup(codes, 2 * side, lookups);
 	free(codes);
