@@ -409,7 +409,7 @@ static int
 csv_next(struct csv *c, struct csv_rec *r)
 {
 	size_t flen = 0;
-	int ch, quoted = 0, was_quoted = 0, any = 0;
+	int ch, quoted = 0, was_quoted = 0, closed = 0, any = 0;
 
 	r->start = c->off;
 	r->line = c->line;
@@ -441,6 +441,7 @@ csv_next(struct csv *c, struct csv_rec *r)
 					if (next != EOF)
 						ungetc(next, c->f);
 					quoted = 0;
+					closed = 1;
 					continue;
 				}
 			}
@@ -458,13 +459,15 @@ csv_next(struct csv *c, struct csv_rec *r)
 				r->nf = FIELDS_MAX - 1;
 			}
 			flen = 0;
-			was_quoted = 0;
+			was_quoted = closed = 0;
 			continue;
 		} else if (ch == '\n') {
 			break;
 		} else if (ch == '\r') {
 			continue;
 		}
+		if (closed && !quoted)
+			r->bad = 3;        /* text after a closing quote */
 		if (flen < FIELD_MAX)
 			r->f[r->nf][flen] = (char)ch;
 		else
@@ -729,7 +732,7 @@ journal_write(struct import *im, const char *fmt, ...) MSR_PRINTF(2, 3);
 static int
 journal_write(struct import *im, const char *fmt, ...)
 {
-	char line[65536];
+	char line[1024];
 	va_list ap;
 	int n;
 
@@ -744,20 +747,33 @@ journal_write(struct import *im, const char *fmt, ...)
 	return 0;
 }
 
-/* "P start end ordinals": the set about to be sent (skip[i] set = excluded). */
+/*
+ * "P start end line ordinals": the set about to be sent (skip[i] set =
+ * excluded), one write(2) of at most 64 + 7 * CHUNK_MAX bytes.
+ */
 static int
 journal_pending(struct import *im, const unsigned char *skip)
 {
-	char buf[60000];
-	size_t len = 0;
+	size_t cap = 96 + 8 * im->nitems, len;
+	char *buf = malloc(cap);
+	int ret = -1, any = 0;
 
-	buf[0] = '\0';
+	if (buf == NULL)
+		return -1;
+	len = (size_t)snprintf(buf, cap, "P %" PRId64 " %" PRId64 " %ld ", im->cstart,
+	    im->cend, im->cline);
 	for (size_t i = 0; i < im->nitems; i++)
-		if (skip[i] && len + 24 < sizeof(buf))
-			len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%zu",
-			    len ? "," : "", i);
-	return journal_write(im, "P %" PRId64 " %" PRId64 " %ld %s\n", im->cstart, im->cend,
-	    im->cline, len ? buf : "-");
+		if (skip[i]) {
+			len += (size_t)snprintf(buf + len, cap - len, "%s%zu", any ? "," : "", i);
+			any = 1;
+		}
+	len += (size_t)snprintf(buf + len, cap - len, "%s\n", any ? "" : "-");
+	if (len < cap && write(im->jfd, buf, len) == (ssize_t)len && fsync(im->jfd) == 0)
+		ret = 0;
+	else
+		fprintf(stderr, "msreg: cannot write the import journal: %s\n", strerror(errno));
+	free(buf);
+	return ret;
 }
 
 /* ---- sending a chunk ------------------------------------------------------- */
@@ -1102,7 +1118,8 @@ journal_open(struct import *im, const char *jpath, int restart, const char *hash
     int64_t *resume_at, long *resume_line, int64_t *doubt_start, int64_t *doubt_end,
     long *doubt_line, char **skip_list)
 {
-	char head[256], line[65536];
+	char head[256], *line = NULL, *list = NULL;
+	size_t lcap = 0;
 	FILE *f;
 	int ret = -1, done = 0;
 
@@ -1119,8 +1136,9 @@ journal_open(struct import *im, const char *jpath, int restart, const char *hash
 	f = fdopen(dup(im->jfd), "r");
 	if (f == NULL)
 		return -1;
-	if (fgets(line, sizeof(line), f) == NULL) {
+	if (getline(&line, &lcap, f) <= 0) {
 		fclose(f);
+		free(line);
 		return journal_write(im, "%s", head);
 	}
 	if (strcmp(line, head) != 0) {
@@ -1128,10 +1146,9 @@ journal_open(struct import *im, const char *jpath, int restart, const char *hash
 		    "differ); use --restart to import this file from the start\n", jpath);
 		goto done;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
+	while (getline(&line, &lcap, f) > 0) {
 		int64_t s, e;
 		long nl, ok, bad, al;
-		char list[65536];
 
 		if (line[strlen(line) - 1] != '\n')
 			break;           /* a torn last line: never completed */
@@ -1143,19 +1160,26 @@ journal_open(struct import *im, const char *jpath, int restart, const char *hash
 			im->lines_ok = ok;        /* totals are cumulative */
 			im->lines_bad = bad;
 			im->lines_already = al;
-		} else if (sscanf(line, "P %" SCNd64 " %" SCNd64 " %ld %65535s", &s, &e, &nl,
-		    list) == 4) {
+		} else if (line[0] == 'P') {
+			free(list);
+			list = calloc(1, lcap + 1);
+			if (list == NULL || sscanf(line, "P %" SCNd64 " %" SCNd64 " %ld %s", &s, &e,
+			    &nl, list) != 4)
+				continue;
 			*doubt_start = s;
 			*doubt_end = e;
 			*doubt_line = nl;
 			free(*skip_list);
-			*skip_list = strdup(list);
+			*skip_list = list;
+			list = NULL;
 		} else if (strcmp(line, "D\n") == 0) {
 			done = 1;
 		}
 	}
 	ret = done;
 done:
+	free(line);
+	free(list);
 	fclose(f);
 	return ret;
 }
