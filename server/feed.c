@@ -41,6 +41,7 @@
 #include "msreg/config.h"
 #include "msreg/db.h"
 #include "msreg/log.h"
+#include "msreg/metrics.h"
 #include "msreg/search.h"
 
 struct msr_feed {
@@ -284,6 +285,7 @@ catch_up(struct msr_feed *f)
 	xip = NULL;
 	f->max_seq = max_seq;
 	f->catchups++;
+	msr_metrics_feed_caught_up();
 	ret = 0;
 done:
 	free(xip);
