@@ -16,6 +16,7 @@ PKGS=(
   curl
   openssl             # test certificates for the TLS integration test
   postgresql-15       # server binaries for the throwaway cluster (includes pg_trgm)
+  prometheus systemd nodejs npm  # validators in make check: promtool, systemd-analyze, redocly/ajv (tests/validate)
 )
 BENCH_PKGS=(wrk)
 
