@@ -1064,8 +1064,10 @@ import_usage(FILE *f)
 	    "sends a committed chunk twice. --restart ignores an existing journal.\n"
 	    "The API key comes from --key-file FILE or MSREG_API_KEY (never argv).\n"
 	    "\n"
-	    "Progress goes to stderr: a bar with rate and ETA on a terminal, else a line\n"
-	    "every --progress-ms (default 10000). The summary goes to stdout.\n"
+	    "Progress goes to stderr: a bar with rate and ETA on a terminal (redrawn every\n"
+	    "200 ms), else a line every --progress-ms (default 10000). Rejected lines go to\n"
+	    "stderr as they are found, the summary to stdout. The file must be seekable\n"
+	    "(not a pipe). --max-chunks N stops after N chunks (for testing resumes).\n"
 	    "Exit: 0 every line registered, 1 some lines rejected, 2 usage, I/O or\n"
 	    "server errors (or stopped early: run again to resume).\n",
 	    CHUNK_DEFAULT, CHUNK_MAX);
@@ -1209,7 +1211,7 @@ msr_cli_import(const struct msr_config *cfg, int argc, char **argv)
 	long chunk = CHUNK_DEFAULT, nchunks = 0;
 	int64_t resume_at = 0, doubt_start = 0, doubt_end = 0;
 	long resume_line = 0, doubt_line = 0;
-	int ch, restart = 0, ret = 2, rc;
+	int ch, restart = 0, ret = 2, rc, progress_set = 0;
 
 	(void)cfg;
 	memset(&im, 0, sizeof(im));
@@ -1232,7 +1234,10 @@ msr_cli_import(const struct msr_config *cfg, int argc, char **argv)
 				goto done;
 			}
 			break;
-		case 'p': im.progress_every_ms = strtol(optarg, NULL, 10); break;
+		case 'p':
+			im.progress_every_ms = strtol(optarg, NULL, 10);
+			progress_set = 1;
+			break;
 		case 'm': im.max_chunks = strtol(optarg, NULL, 10); break;
 		case 'h': import_usage(stdout); ret = 0; goto done;
 		default: import_usage(stderr); goto done;
@@ -1245,9 +1250,16 @@ msr_cli_import(const struct msr_config *cfg, int argc, char **argv)
 	im.path = argv[optind];
 	im.crash_window = getenv("MSREG_IMPORT_TEST_CRASH") != NULL;
 	im.tty = isatty(STDERR_FILENO);
+	if (im.tty && !progress_set)
+		im.progress_every_ms = 200;
 	im.csv.f = fopen(im.path, "r");
 	if (im.csv.f == NULL || fstat(fileno(im.csv.f), &st) != 0) {
 		fprintf(stderr, "msreg: cannot open %s: %s\n", im.path, strerror(errno));
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fprintf(stderr, "msreg: %s is not a regular file (imports must be resumable, so "
+		    "a pipe will not do)\n", im.path);
 		goto done;
 	}
 	setvbuf(im.csv.f, NULL, _IOFBF, 1 << 20);

@@ -627,6 +627,99 @@ START_TEST(help_on_every_command)
 }
 END_TEST
 
+/*
+ * The import benchmark (tests/bench/bench_import.sh; not part of make check):
+ * MSR_BENCH_IMPORT_LINES lines (2 per firearm) registered twice, each time
+ * for a fresh manufacturer: once by POSTing the same batches straight to
+ * /v1/firearms/batch from this process (the baseline: the API alone), once by
+ * `msreg import` of the equivalent production file. Prints lines/s and the
+ * ratio.
+ */
+static char *
+bench_body(const char *prefix, size_t from, size_t n, char (*codes)[9], uint64_t *seed)
+{
+	json_t *arr = json_array(), *root;
+	char *text;
+
+	for (size_t i = from; i < from + n; i++) {
+		char serial[64], fc[11];
+
+		for (int k = 0; k < 10; k++)
+			fc[k] = crockford[msr_test_rand_below(seed, 32)];
+		fc[10] = '\0';
+		snprintf(serial, sizeof(serial), "%s%07zu", prefix, i);
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:[{s:s, s:s},"
+		    " {s:s, s:s, s:s}]}", "serial", serial, "model", "P320, gen 2", "type",
+		    "pistol", "caliber", "9mm", "manufactured_on", "2026-10-01", "codes",
+		    "code", codes[i], "component", "firing_pin", "code", fc, "component",
+		    "breech_face", "scheme", "free"));
+	}
+	root = json_pack("{s:o}", "firearms", arr);
+	text = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	return text;
+}
+
+START_TEST(bench_import)
+{
+	const char *env = getenv("MSR_BENCH_IMPORT_LINES");
+	size_t lines = env ? strtoul(env, NULL, 10) : 200000, n = lines / 2, chunk = 1000;
+	char key[128], path[600], url[64], chunk_s[16], (*codes)[9] = calloc(n, 9);
+	double t0, direct, imported;
+	uint64_t seed = 7;
+	struct timespec ts;
+	int rc;
+
+	ck_assert_ptr_nonnull(codes);
+	/* baseline: the batch API driven directly, bodies built ahead of time */
+	manufacturer("benchd", key, sizeof(key));
+	for (size_t done = 0; done < n; done += 10000)
+		allocate(key, n - done < 10000 ? n - done : 10000, codes + done);
+	{
+		size_t nb = (n + chunk - 1) / chunk;
+		char **bodies = calloc(nb, sizeof(*bodies));
+
+		for (size_t b = 0; b < nb; b++)
+			bodies[b] = bench_body("BD-", b * chunk, b * chunk + chunk <= n ? chunk :
+			    n - b * chunk, codes, &seed);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t0 = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+		for (size_t b = 0; b < nb; b++) {
+			ck_assert_int_eq(msr_it_status(&it, "POST", "/v1/firearms/batch", key,
+			    bodies[b]), 201);
+			free(bodies[b]);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		direct = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - t0;
+		free(bodies);
+	}
+	ck_assert_int_eq(firearms_of("benchd"), (long)n);
+	/* msreg import of the equivalent file */
+	manufacturer("benchi", key, sizeof(key));
+	snprintf(path, sizeof(path), "%s/bench.csv", it.dir);
+	ck_assert_int_eq(gen_file(path, "BI-", n, key, NULL, NULL, 8), n);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", it.port);
+	snprintf(chunk_s, sizeof(chunk_s), "%zu", chunk);
+	{
+		char *argv[] = { NULL, "import", "--url", url, "--chunk", chunk_s, path, NULL };
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t0 = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+		rc = run_cli("bench", argv, key, NULL, 0);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		imported = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - t0;
+	}
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(firearms_of("benchi"), (long)n);
+	printf("import bench: %zu lines (%zu firearms), batches of %zu firearms\n"
+	    "  batch API driven directly: %.1f s, %.0f lines/s\n"
+	    "  msreg import:              %.1f s, %.0f lines/s\n"
+	    "  ratio import/direct:       %.2f\n", 2 * n, n, chunk, direct,
+	    (double)(2 * n) / direct, imported, (double)(2 * n) / imported, direct / imported);
+	free(codes);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -643,5 +736,14 @@ main(void)
 	tcase_add_test(tc, import_survives_sigkill);
 	tcase_add_test(tc, search_and_lookup);
 	suite_add_tcase(s, tc);
+	if (getenv("MSR_BENCH_IMPORT_LINES") != NULL) {
+		/* tests/bench/bench_import.sh: CK_RUN_CASE=bench runs this alone */
+		TCase *bc = tcase_create("bench");
+
+		tcase_add_unchecked_fixture(bc, setup, teardown);
+		tcase_set_timeout(bc, 1800);
+		tcase_add_test(bc, bench_import);
+		suite_add_tcase(s, bc);
+	}
 	return msr_test_run(s, 0);
 }
