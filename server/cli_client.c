@@ -1110,6 +1110,37 @@ import_header(struct import *im, unsigned char hash[32])
 }
 
 /*
+ * Parse "<tag> N1 N2 ... Nn[ rest]": n non-negative decimal numbers after the
+ * tag letter; *rest (if wanted) points after the n-th number's separator.
+ * 0 on success, -1 if the line is not of that form.
+ */
+static int
+journal_fields(char *line, char tag, int64_t *v, int n, char **rest)
+{
+	char *p = line + 1, *end;
+
+	if (line[0] != tag)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (*p != ' ' || p[1] < '0' || p[1] > '9')
+			return -1;
+		errno = 0;
+		v[i] = strtoll(p + 1, &end, 10);
+		if (errno != 0)
+			return -1;
+		p = end;
+	}
+	if (rest != NULL) {
+		if (*p != ' ')
+			return -1;
+		*rest = p + 1;
+	} else if (*p != '\0') {
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Open or create the journal and find where to start. *resume_at: offset to
  * continue from (0: after the header); *doubt_end: end of the in-doubt chunk
  * (0: none); *skip_list: excluded ordinals of the last P (malloc'd, or NULL).
@@ -1120,7 +1151,7 @@ journal_open(struct import *im, const char *jpath, int restart, const char *hash
     int64_t *resume_at, long *resume_line, int64_t *doubt_start, int64_t *doubt_end,
     long *doubt_line, char **skip_list)
 {
-	char head[256], *line = NULL, *list = NULL;
+	char head[256], *line = NULL;
 	size_t lcap = 0;
 	FILE *f;
 	int ret = -1, done = 0;
@@ -1149,39 +1180,32 @@ journal_open(struct import *im, const char *jpath, int restart, const char *hash
 		goto done;
 	}
 	while (getline(&line, &lcap, f) > 0) {
-		int64_t s, e;
-		long nl, ok, bad, al;
+		int64_t v[6];
+		char *rest = NULL;
 
 		if (line[strlen(line) - 1] != '\n')
 			break;           /* a torn last line: never completed */
-		if (sscanf(line, "C %" SCNd64 " %" SCNd64 " %ld %ld %ld %ld", &s, &e, &nl, &ok,
-		    &bad, &al) == 6) {
-			*resume_at = e;
-			*resume_line = nl;
+		line[strlen(line) - 1] = '\0';
+		if (journal_fields(line, 'C', v, 6, NULL) == 0) {
+			*resume_at = v[1];
+			*resume_line = (long)v[2];
 			*doubt_start = *doubt_end = 0;
-			im->lines_ok = ok;        /* totals are cumulative */
-			im->lines_bad = bad;
-			im->lines_already = al;
-		} else if (line[0] == 'P') {
-			free(list);
-			list = calloc(1, lcap + 1);
-			if (list == NULL || sscanf(line, "P %" SCNd64 " %" SCNd64 " %ld %s", &s, &e,
-			    &nl, list) != 4)
-				continue;
-			*doubt_start = s;
-			*doubt_end = e;
-			*doubt_line = nl;
+			im->lines_ok = (long)v[3];        /* totals are cumulative */
+			im->lines_bad = (long)v[4];
+			im->lines_already = (long)v[5];
+		} else if (journal_fields(line, 'P', v, 3, &rest) == 0 && *rest != '\0') {
+			*doubt_start = v[0];
+			*doubt_end = v[1];
+			*doubt_line = (long)v[2];
 			free(*skip_list);
-			*skip_list = list;
-			list = NULL;
-		} else if (strcmp(line, "D\n") == 0) {
+			*skip_list = strdup(rest);
+		} else if (strcmp(line, "D") == 0) {
 			done = 1;
 		}
 	}
 	ret = done;
 done:
 	free(line);
-	free(list);
 	fclose(f);
 	return ret;
 }
@@ -1495,12 +1519,12 @@ answer(struct cc_http *c, struct cc_resp *r, int json, const char *receipt, int 
 		table_header();
 		table_row(r->json);
 	} else {
-		json_t *cands = json_object_get(r->json, "candidates"), *v;
+		json_t *cands = json_object_get(r->json, "candidates");
 		size_t i;
 
 		table_header();
-		json_array_foreach(cands, i, v)
-			table_row(v);
+		for (i = 0; i < json_array_size(cands); i++)
+			table_row(json_array_get(cands, i));
 		printf("%lld candidate(s)%s\n",
 		    (long long)json_integer_value(json_object_get(r->json, "total")),
 		    json_is_true(json_object_get(r->json, "truncated")) ? ", truncated: raise "

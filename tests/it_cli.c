@@ -96,7 +96,7 @@ run_cli(const char *tag, char **argv, const char *key, const char *journal, int 
 		execv(argv[0], argv);
 		_exit(127);
 	}
-	if (kill_after_c > 0) {
+	if (kill_after_c > 0 && journal != NULL) {
 		for (int i = 0; i < 6000; i++) {
 			char *j = slurp(journal);
 			int c = count_lines_starting(j, "C ");
