@@ -245,12 +245,14 @@ main(int argc, char **argv)
 		printf("usage: msreg [--config FILE] COMMAND ...   (msreg COMMAND --help)\n");
 		for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
 			printf("  %-8s %s\n", commands[k].name, commands[k].help);
+		msr_config_free(&cfg);
 		return 0;
 	}
 	for (size_t k = 0; want_help(argc - i, argv + i) &&
 	    k < sizeof(command_help) / sizeof(command_help[0]); k++)
 		if (strcmp(argv[i], command_help[k].name) == 0) {
 			fputs(command_help[k].text, stdout);
+			msr_config_free(&cfg);
 			return 0;
 		}
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
