@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
+#include <pty.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,6 +486,40 @@ START_TEST(import_refuses_bad_usage)
 }
 END_TEST
 
+/* On a terminal: a progress bar redrawn in place, with rate and ETA. */
+START_TEST(import_progress_on_a_terminal)
+{
+	char key[128], path[600], url[64], buf[65536];
+	size_t len = 0;
+	ssize_t n;
+	int fd, status;
+	pid_t pid;
+
+	manufacturer("imp6", key, sizeof(key));
+	snprintf(path, sizeof(path), "%s/imp6.csv", it.dir);
+	ck_assert_int_eq(gen_file(path, "I6-", 300, key, NULL, NULL, 6), 300);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", it.port);
+	pid = forkpty(&fd, NULL, NULL, NULL);
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		setenv("MSREG_API_KEY", key, 1);
+		execl(msreg_bin, msreg_bin, "import", "--url", url, "--chunk", "20",
+		    "--progress-ms", "0", path, (char *)NULL);
+		_exit(127);
+	}
+	while (len + 1 < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len - 1)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	close(fd);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit %d: %s", status, buf);
+	ck_assert_msg(strstr(buf, "\r\033[K") != NULL && strstr(buf, "lines/s") != NULL &&
+	    strstr(buf, "ETA ") != NULL && strstr(buf, "100% [##############################]")
+	    != NULL, "no progress bar on a terminal: %s", buf);
+	ck_assert_int_eq(firearms_of("imp6"), 300);
+}
+END_TEST
+
 /* ---- search and lookup --------------------------------------------------- */
 
 static void
@@ -743,6 +778,7 @@ main(void)
 	tcase_add_test(tc, import_resumes_after_max_chunks);
 	tcase_add_test(tc, import_resolves_commit_before_journal);
 	tcase_add_test(tc, import_survives_sigkill);
+	tcase_add_test(tc, import_progress_on_a_terminal);
 	tcase_add_test(tc, search_and_lookup);
 	suite_add_tcase(s, tc);
 	if (getenv("MSR_BENCH_IMPORT_LINES") != NULL) {
