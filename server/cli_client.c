@@ -115,11 +115,16 @@ load_key(const char *key_file, char *key, size_t len)
 
 	key[0] = '\0';
 	if (key_file != NULL) {
+		struct stat st;
+
 		f = fopen(key_file, "r");
 		if (f == NULL) {
 			fprintf(stderr, "msreg: cannot read %s: %s\n", key_file, strerror(errno));
 			return -1;
 		}
+		if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+			fprintf(stderr, "msreg: warning: the key file %s is readable by others "
+			    "(chmod 600 it)\n", key_file);
 		if (fgets(key, (int)len, f) == NULL)
 			key[0] = '\0';
 		fclose(f);
@@ -584,10 +589,49 @@ item_reject(struct import *im, struct item *it)
 	}
 }
 
+/* RFC 3629 UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+static int
+utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p != 0) {
+		unsigned c = *p, n, cp;
+
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if (c >= 0xC2 && c <= 0xDF) {
+			n = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			n = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		for (unsigned k = 1; k <= n; k++) {
+			if ((p[k] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[k] & 0x3F);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+		    (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+			return 0;
+		p += n + 1;
+	}
+	return 1;
+}
+
 static int
 item_add_line(struct import *im, struct item *it, const struct csv_rec *r)
 {
 	struct line_code *lc;
+	int r_bad_utf8 = 0;
 
 	it->nlines++;
 	it->end = r->end;
@@ -602,6 +646,13 @@ item_add_line(struct import *im, struct item *it, const struct csv_rec *r)
 	}
 	if (it->rejected)
 		return 0;
+	for (int i = 0; r->bad == 0 && i < r->nf; i++)
+		if (!utf8_valid(r->f[i]))
+			r_bad_utf8 = 1;
+	if (r_bad_utf8) {
+		reject_line(im, r->line, "invalid_csv: not valid UTF-8");
+		goto reject;
+	}
 	if (r->bad) {
 		reject_line(im, r->line, "invalid_csv: %s", r->bad == 1 ?
 		    "a field is longer than 256 bytes" : r->bad == 2 ?
@@ -778,23 +829,32 @@ journal_pending(struct import *im, const unsigned char *skip)
 
 /* ---- sending a chunk ------------------------------------------------------- */
 
+/* The firearm as the API's FirearmInput; NULL only when out of memory (fields
+ * are valid UTF-8, checked when read). */
 static json_t *
 item_json(const struct item *it)
 {
-	json_t *codes = json_array(), *o;
+	json_t *codes = json_array();
 
-	for (int k = 0; k < it->ncodes; k++) {
+	for (int k = 0; codes != NULL && k < it->ncodes; k++) {
 		json_t *c = json_pack("{s:s, s:s}", "code", it->codes[k].code,
 		    "component", it->codes[k].component);
 
-		if (c != NULL && it->codes[k].scheme[0] != '\0')
-			json_object_set_new(c, "scheme", json_string(it->codes[k].scheme));
-		json_array_append_new(codes, c);
+		if (c != NULL && it->codes[k].scheme[0] != '\0' &&
+		    json_object_set_new(c, "scheme", json_string(it->codes[k].scheme)) != 0) {
+			json_decref(c);
+			c = NULL;
+		}
+		if (c == NULL || json_array_append_new(codes, c) != 0) {
+			json_decref(codes);
+			codes = NULL;
+		}
 	}
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "serial", it->serial,
+	if (codes == NULL)
+		return NULL;
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "serial", it->serial,
 	    "model", it->model, "type", it->type, "caliber", it->caliber,
 	    "manufactured_on", it->made, "codes", codes);
-	return o;
 }
 
 /* The body for the items not skipped; map[j] = chunk ordinal of batch item j. */
@@ -806,12 +866,18 @@ batch_body(struct import *im, const unsigned char *skip, size_t *map, size_t *n,
 	char *s;
 
 	*n = 0;
-	for (size_t i = 0; i < im->nitems; i++) {
+	for (size_t i = 0; arr != NULL && i < im->nitems; i++) {
 		if (skip[i])
 			continue;
-		json_array_append_new(arr, item_json(&im->items[i]));
+		if (json_array_append_new(arr, item_json(&im->items[i])) != 0) {
+			json_decref(arr);
+			arr = NULL;
+			break;
+		}
 		map[(*n)++] = i;
 	}
+	if (arr == NULL)
+		return NULL;
 	root = json_pack("{s:o}", "firearms", arr);
 	s = root ? json_dumps(root, JSON_COMPACT) : NULL;
 	json_decref(root);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -196,7 +197,7 @@ allocate(const char *key, size_t n, char (*codes)[9])
 	msr_it_resp_free(&r);
 }
 
-enum fault { F_NONE, F_COMPONENT, F_RS8, F_MODEL, F_DUPCODE, F_QUOTE };
+enum fault { F_NONE, F_COMPONENT, F_RS8, F_MODEL, F_DUPCODE, F_QUOTE, F_UTF8 };
 
 /*
  * Write a production file of n firearms, two lines each (an allocated rs8
@@ -233,6 +234,9 @@ gen_file(const char *path, const char *prefix, size_t n, const char *key,
 			rs8[3] = rs8[3] == 'A' ? 'B' : 'A';
 		if (fl == F_QUOTE)
 			fprintf(f, "%s,\"P3\"20,pistol,9mm,2026-10-01,%s,firing_pin,rs8\n", serial, rs8);
+		else if (fl == F_UTF8)   /* a Latin-1 byte */
+			fprintf(f, "%s,\"P320, gen %d\",pistol,9mm,2026-10-01,%s,firing_pin,r\xe9s8\n",
+			    serial, 2, rs8);
 		else
 			fprintf(f, "%s,\"P320, gen %d\",pistol,9mm,2026-10-01,%s,firing_pin,rs8\n",
 			    serial, 2, rs8);
@@ -240,7 +244,8 @@ gen_file(const char *path, const char *prefix, size_t n, const char *key,
 		    fl == F_MODEL ? 3 : 2, free_codes[i],
 		    fl == F_COMPONENT ? "barrel" : "breech_face");
 		if (bad_line != NULL)
-			bad_line[i] = fl == F_NONE ? 0 : (fl == F_RS8 || fl == F_QUOTE) ? l1 : l2;
+			bad_line[i] = fl == F_NONE ? 0 : (fl == F_RS8 || fl == F_QUOTE ||
+			    fl == F_UTF8) ? l1 : l2;
 		if (fl == F_NONE)
 			good++;
 	}
@@ -280,7 +285,7 @@ START_TEST(import_reports_rejected_lines)
 	manufacturer("imp1", key, sizeof(key));
 	for (size_t i = 0; i < N; i++)
 		faults[i] = i % 97 == 5 ? F_COMPONENT : i % 131 == 7 ? F_RS8 :
-		    i % 173 == 11 ? F_MODEL : i % 401 == 300 ? F_DUPCODE : i == 1234 ? F_QUOTE :
+		    i % 173 == 11 ? F_MODEL : i % 401 == 300 ? F_DUPCODE : i == 1234 ? F_QUOTE : i == 777 ? F_UTF8 :
 		    F_NONE;
 	snprintf(path, sizeof(path), "%s/imp1.csv", it.dir);
 	good = gen_file(path, "I1-", N, key, faults, bad, 1);
@@ -564,6 +569,7 @@ START_TEST(search_and_lookup)
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "%s\n", k_inv);
 	fclose(f);
+	ck_assert_int_eq(chmod(keyfile, 0600), 0);
 
 	/* lookup: table, JSON, receipt */
 	snprintf(receipt, sizeof(receipt), "%s/lookup.receipt", it.dir);
