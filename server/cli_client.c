@@ -505,6 +505,8 @@ struct item {
 	long              line, nlines;
 	int64_t           end;          /* offset after its last line */
 	long              next_line;    /* line number after its last line */
+	int64_t           start;        /* offset after the previous item (its unit start) */
+	long              start_line;
 	struct line_code *codes;
 	int               ncodes;
 	int               rejected;     /* reported already (client-side or server) */
@@ -526,6 +528,8 @@ struct import {
 	size_t        nitems, cap;
 	int64_t       cstart, cend;
 	long          cline, cnext_line;   /* first line, line after the chunk */
+	size_t        lo, hi;          /* the journal unit being sent: items [lo, hi) */
+	int           no_split;
 	/* totals */
 	long          lines_ok, lines_bad, lines_already, firearms_ok;
 	long          run_lines;       /* lines processed by this run */
@@ -769,10 +773,30 @@ chunk_read(struct import *im, size_t max, int64_t stop)
 	}
 	im->cend = it != NULL ? it->end : im->cstart;
 	im->cnext_line = it != NULL ? it->next_line : im->cline;
-	for (size_t i = 0; i < im->nitems; i++)
+	for (size_t i = 0; i < im->nitems; i++) {
+		im->items[i].start = i == 0 ? im->cstart : im->items[i - 1].end;
+		im->items[i].start_line = i == 0 ? im->cline : im->items[i - 1].next_line;
 		if (im->items[i].rejected)
 			item_reject(im, &im->items[i]);
+	}
+	im->lo = 0;
+	im->hi = im->nitems;
 	return im->nitems > 0;
+}
+
+/*
+ * Make items [lo, hi) the journal unit: a contiguous byte range of the file
+ * that P and C records name, and that a resume re-reads as one chunk.
+ */
+static void
+unit_set(struct import *im, size_t lo, size_t hi)
+{
+	im->lo = lo;
+	im->hi = hi;
+	im->cstart = im->items[lo].start;
+	im->cline = im->items[lo].start_line;
+	im->cend = im->items[hi - 1].end;
+	im->cnext_line = im->items[hi - 1].next_line;
 }
 
 /* ---- journal --------------------------------------------------------------- */
@@ -805,7 +829,7 @@ journal_write(struct import *im, const char *fmt, ...)
 static int
 journal_pending(struct import *im, const unsigned char *skip)
 {
-	size_t cap = 96 + 8 * im->nitems, len;
+	size_t cap = 96 + 8 * (im->hi - im->lo), len;
 	char *buf = malloc(cap);
 	int ret = -1, any = 0;
 
@@ -813,9 +837,10 @@ journal_pending(struct import *im, const unsigned char *skip)
 		return -1;
 	len = (size_t)snprintf(buf, cap, "P %" PRId64 " %" PRId64 " %ld ", im->cstart,
 	    im->cend, im->cline);
-	for (size_t i = 0; i < im->nitems; i++)
+	for (size_t i = im->lo; i < im->hi; i++)
 		if (skip[i]) {
-			len += (size_t)snprintf(buf + len, cap - len, "%s%zu", any ? "," : "", i);
+			len += (size_t)snprintf(buf + len, cap - len, "%s%zu", any ? "," : "",
+			    i - im->lo);
 			any = 1;
 		}
 	len += (size_t)snprintf(buf + len, cap - len, "%s\n", any ? "" : "-");
@@ -866,7 +891,7 @@ batch_body(struct import *im, const unsigned char *skip, size_t *map, size_t *n,
 	char *s;
 
 	*n = 0;
-	for (size_t i = 0; arr != NULL && i < im->nitems; i++) {
+	for (size_t i = im->lo; arr != NULL && i < im->hi; i++) {
 		if (skip[i])
 			continue;
 		if (json_array_append_new(arr, item_json(&im->items[i])) != 0) {
@@ -913,7 +938,16 @@ is_taken(const struct cc_resp *r, const char *serial)
 	    json_object_get(d, "manufacturer") != NULL;
 }
 
-enum { SEND_DONE = 0, SEND_FATAL = -1 };
+enum { SEND_DONE = 0, SEND_FATAL = -1, SEND_SPLIT = 1 };
+
+/*
+ * A unit that keeps being refused is split in halves, each its own unit, so a
+ * file with many bad lines costs O(E log N) batches of shrinking size instead
+ * of one resend of the whole chunk per bad line. Safe because every attempt
+ * so far was refused: nothing of the unit is committed.
+ */
+#define SPLIT_AFTER   2      /* refusals in one unit */
+#define SPLIT_MIN     8      /* firearms left to send */
 
 static int send_normal(struct import *im, struct cc_http *c, unsigned char *skip, int doubt);
 
@@ -933,7 +967,7 @@ resolve_doubt(struct import *im, struct cc_http *c, unsigned char *skip, size_t 
 
 	if (one == NULL)
 		return SEND_FATAL;
-	for (i = first + 1; i < im->nitems; i++) {
+	for (i = first + 1; i < im->hi; i++) {
 		if (skip[i])
 			continue;
 		memset(one, 1, im->nitems);
@@ -945,13 +979,20 @@ resolve_doubt(struct import *im, struct cc_http *c, unsigned char *skip, size_t 
 		if (http_retry(c, "POST", "/v1/firearms/batch", body, blen, &r, NULL) != 0)
 			goto done;
 		taken = is_taken(&r, im->items[i].serial);
+		if (r.status == 201) {
+			/* the probe registered it: the set was not committed */
+			im->items[i].state = 1;
+			im->lines_ok += im->items[i].nlines;
+			im->firearms_ok++;
+			skip[i] = 1;
+		}
 		resp_free(&r);
 		if (!taken)
 			break;
 	}
-	if (i == im->nitems) {
+	if (i == im->hi) {
 		/* every serial taken: committed by the interrupted run */
-		for (i = 0; i < im->nitems; i++)
+		for (i = im->lo; i < im->hi; i++)
 			if (!skip[i]) {
 				im->items[i].state = 1;
 				im->lines_already += im->items[i].nlines;
@@ -961,8 +1002,8 @@ resolve_doubt(struct import *im, struct cc_http *c, unsigned char *skip, size_t 
 			fputs("\r\033[K", stderr);
 		fprintf(stderr, "msreg: %s: lines %ld-%ld were registered by the interrupted "
 		    "run (every serial is taken); not sent again\n", im->path,
-		    im->items[first].line, im->items[im->nitems - 1].line +
-		    im->items[im->nitems - 1].nlines - 1);
+		    im->items[first].line, im->items[im->hi - 1].line +
+		    im->items[im->hi - 1].nlines - 1);
 		ret = send_normal(im, c, skip, 0);
 		goto done;
 	}
@@ -991,9 +1032,9 @@ static int
 send_normal(struct import *im, struct cc_http *c, unsigned char *skip, int doubt)
 {
 	struct cc_resp r;
-	size_t *map = malloc((im->nitems + 1) * sizeof(*map)), n, blen;
+	size_t *map = malloc((im->hi - im->lo + 1) * sizeof(*map)), n, blen;
 	char *body = NULL, t[1024];
-	int ret = SEND_FATAL, concurrent = 0;
+	int ret = SEND_FATAL, concurrent = 0, refused = 0;
 
 	if (map == NULL)
 		return SEND_FATAL;
@@ -1009,6 +1050,10 @@ send_normal(struct import *im, struct cc_http *c, unsigned char *skip, int doubt
 		}
 		if (n == 0) {
 			ret = SEND_DONE;
+			goto done;
+		}
+		if (!doubt && !im->no_split && refused >= SPLIT_AFTER && n > SPLIT_MIN) {
+			ret = SEND_SPLIT;
 			goto done;
 		}
 		if (journal_pending(im, skip) != 0)
@@ -1063,6 +1108,7 @@ send_normal(struct import *im, struct cc_http *c, unsigned char *skip, int doubt
 			reject_line(im, error_line(bad, detail), "%s (serial %s)", t, bad->serial);
 			item_reject(im, bad);
 			skip[map[json_integer_value(idx)]] = 1;
+			refused++;
 		}
 		resp_free(&r);
 	}
@@ -1070,6 +1116,31 @@ done:
 	free(body);
 	free(map);
 	return ret;
+}
+
+/* Send items [lo, hi) as a journal unit (halves when it splits); C when done. */
+static int
+unit_run(struct import *im, struct cc_http *c, unsigned char *skip, size_t lo, size_t hi,
+    int doubt)
+{
+	size_t mid = lo + (hi - lo) / 2;
+	int rc;
+
+	unit_set(im, lo, hi);
+	rc = send_normal(im, c, skip, doubt);
+	if (rc == SEND_SPLIT) {
+		rc = unit_run(im, c, skip, lo, mid, 0);
+		if (rc == SEND_DONE)
+			rc = unit_run(im, c, skip, mid, hi, 0);
+		return rc;
+	}
+	if (rc != SEND_DONE)
+		return rc;
+	unit_set(im, lo, hi);
+	if (journal_write(im, "C %" PRId64 " %" PRId64 " %ld %ld %ld %ld\n", im->cstart,
+	    im->cend, im->cnext_line, im->lines_ok, im->lines_bad, im->lines_already) != 0)
+		return SEND_FATAL;
+	return SEND_DONE;
 }
 
 /* ---- progress -------------------------------------------------------------- */
@@ -1426,7 +1497,10 @@ msr_cli_import(const struct msr_config *cfg, int argc, char **argv)
 			}
 			for (size_t i = 0; i < im.nitems; i++)
 				skip[i] = skip[i] || ex[i];
-			if (send_normal(&im, &c, skip, 1) != SEND_DONE) {
+			im.no_split = 1;    /* the in-doubt set is decided as one */
+			rc = send_normal(&im, &c, skip, 1);
+			im.no_split = 0;
+			if (rc != SEND_DONE) {
 				free(ex);
 				goto done;
 			}
@@ -1436,14 +1510,11 @@ msr_cli_import(const struct msr_config *cfg, int argc, char **argv)
 			indoubt = 0;
 		}
 		im.crash_now = im.crash_window && im.max_chunks >= 0 && nchunks >= im.max_chunks;
-		if (send_normal(&im, &c, skip, indoubt) != SEND_DONE)
+		if (unit_run(&im, &c, skip, 0, im.nitems, indoubt) != SEND_DONE)
 			goto done;
 		doubt_end = 0;
 		for (size_t i = 0; i < im.nitems; i++)
 			im.run_lines += im.items[i].nlines;
-		if (journal_write(&im, "C %" PRId64 " %" PRId64 " %ld %ld %ld %ld\n", im.cstart,
-		    im.cend, im.cnext_line, im.lines_ok, im.lines_bad, im.lines_already) != 0)
-			goto done;
 		nchunks++;
 		progress(&im, 0);
 	}

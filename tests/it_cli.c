@@ -364,6 +364,30 @@ START_TEST(import_resumes_after_max_chunks)
 	free(out);
 	ck_assert_int_eq(firearms_of("imp2"), N);
 	ck_assert_int_eq(codes_of("imp2"), 2 * N);
+
+	/*
+	 * --restart forgets the journal: every firearm is now a conflict, each
+	 * reported once, and splitting keeps the number of batches near-linear
+	 * (the journal holds one P per POST).
+	 */
+	{
+		char *argv[] = { NULL, "import", "--url", url, "--chunk", "200", "--restart", path,
+		    NULL };
+		char journal[700], prefix[700], *err, *j;
+
+		rc = run_cli("imp2c", argv, key, NULL, 0);
+		err = cli_out("imp2c", "err");
+		snprintf(prefix, sizeof(prefix), "%s:", path);
+		ck_assert_msg(rc == 1, "re-import: exit %d", rc);
+		ck_assert_int_eq(count_lines_starting(err, prefix), N);
+		snprintf(journal, sizeof(journal), "%s.msreg-import", path);
+		j = slurp(journal);
+		ck_assert_msg(count_lines_starting(j, "P ") < 3 * N, "%d batches for %d bad "
+		    "firearms", count_lines_starting(j, "P "), N);
+		free(j);
+		free(err);
+	}
+	ck_assert_int_eq(firearms_of("imp2"), N);
 }
 END_TEST
 
@@ -488,6 +512,82 @@ START_TEST(import_refuses_bad_usage)
 		rc = run_cli("imp5d", argv, NULL, NULL, 0);   /* no key at all */
 		ck_assert_int_eq(rc, 2);
 	}
+}
+END_TEST
+
+/* Byte offset of the start of line `line` (1-based) of path. */
+static long
+offset_of_line(const char *path, long line)
+{
+	FILE *f = fopen(path, "r");
+	long off = 0, l = 1;
+	int ch;
+
+	ck_assert_ptr_nonnull(f);
+	while (l < line && (ch = getc(f)) != EOF) {
+		off++;
+		if (ch == '\n')
+			l++;
+	}
+	fclose(f);
+	return off;
+}
+
+/*
+ * The other side of the doubt: a chunk journaled as sent (P) whose batch was
+ * never committed, and whose first serial is taken by an earlier, unrelated
+ * registration. The resumed run must not take the chunk for committed: the
+ * taken serial is a rejected line, every other firearm is registered.
+ */
+START_TEST(import_in_doubt_but_not_committed)
+{
+	enum { N = 300 };
+	char key[128], path[600], url[64], journal[700], body[512], want[700], *out, *err;
+	char code[1][9];
+	FILE *f;
+	int rc;
+
+	manufacturer("imp7", key, sizeof(key));
+	snprintf(path, sizeof(path), "%s/imp7.csv", it.dir);
+	snprintf(journal, sizeof(journal), "%s.msreg-import", path);
+	ck_assert_int_eq(gen_file(path, "I7-", N, key, NULL, NULL, 7), N);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", it.port);
+	{
+		char *argv[] = { NULL, "import", "--url", url, "--chunk", "100", "--max-chunks", "1",
+		    path, NULL };
+
+		ck_assert_int_eq(run_cli("imp7a", argv, key, NULL, 0), 2);
+	}
+	ck_assert_int_eq(firearms_of("imp7"), 100);
+	/* firearm 100 (line 202) registered meanwhile by someone else, other code */
+	allocate(key, 1, code);
+	snprintf(body, sizeof(body), "{\"model\":\"X\",\"serial\":\"I7-000100\",\"type\":"
+	    "\"pistol\",\"caliber\":\"9mm\",\"codes\":[{\"code\":\"%s\",\"component\":"
+	    "\"firing_pin\"}]}", code[0]);
+	ck_assert_int_eq(msr_it_status(&it, "POST", "/v1/firearms", key, body), 201);
+	/* the journal says chunk 2 (lines 202-401) was being sent */
+	f = fopen(journal, "a");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "P %ld %ld 202 -\n", offset_of_line(path, 202), offset_of_line(path, 402));
+	fclose(f);
+	{
+		char *argv[] = { NULL, "import", "--url", url, "--chunk", "100", path, NULL };
+
+		rc = run_cli("imp7b", argv, key, NULL, 0);
+	}
+	out = cli_out("imp7b", "out");
+	err = cli_out("imp7b", "err");
+	ck_assert_msg(rc == 1, "resume: exit %d: %s%s", rc, out, err);
+	ck_assert_msg(strstr(err, "registered by the interrupted run") == NULL, "%s", err);
+	snprintf(want, sizeof(want), "%s:202: conflict", path);
+	ck_assert_msg(strstr(err, want) != NULL, "line 202 not reported: %s", err);
+	snprintf(want, sizeof(want), "%s:", path);
+	ck_assert_msg(count_lines_starting(err, want) == 1, "only one error expected: %s", err);
+	ck_assert_msg(strstr(out, "2 lines rejected") != NULL, "%s", out);
+	free(out);
+	free(err);
+	ck_assert_int_eq(firearms_of("imp7"), N);
+	ck_assert_int_eq(codes_of("imp7"), 2 * (N - 1) + 1);
 }
 END_TEST
 
@@ -720,12 +820,11 @@ mono_s(void)
 
 /* n firearms POSTed straight to the batch API as manufacturer mfr; seconds. */
 static double
-bench_direct(const char *mfr, size_t n, size_t chunk)
+bench_direct(const char *mfr, size_t n, size_t chunk, uint64_t seed)
 {
 	char key[128], prefix[16], (*codes)[9] = calloc(n, 9);
 	size_t nb = (n + chunk - 1) / chunk;
 	char **bodies = calloc(nb, sizeof(*bodies));
-	uint64_t seed = 7;
 	double t0, el;
 
 	ck_assert_ptr_nonnull(codes);
@@ -752,7 +851,7 @@ bench_direct(const char *mfr, size_t n, size_t chunk)
 
 /* `msreg import` of the equivalent file as manufacturer mfr; seconds. */
 static double
-bench_cli(const char *mfr, size_t n, size_t chunk)
+bench_cli(const char *mfr, size_t n, size_t chunk, uint64_t seed)
 {
 	char key[128], path[600], url[64], chunk_s[16], prefix[16];
 	double t0, el;
@@ -761,7 +860,7 @@ bench_cli(const char *mfr, size_t n, size_t chunk)
 	manufacturer(mfr, key, sizeof(key));
 	snprintf(path, sizeof(path), "%s/%s.csv", it.dir, mfr);
 	snprintf(prefix, sizeof(prefix), "%s-", mfr);
-	ck_assert_int_eq(gen_file(path, prefix, n, key, NULL, NULL, 8), n);
+	ck_assert_int_eq(gen_file(path, prefix, n, key, NULL, NULL, seed), n);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", it.port);
 	snprintf(chunk_s, sizeof(chunk_s), "%zu", chunk);
 	{
@@ -783,12 +882,13 @@ START_TEST(bench_import)
 	size_t lines = env ? strtoul(env, NULL, 10) : 200000, n = lines / 2, chunk = 1000;
 	double d[2], c[2], cpu[2];
 
-	d[0] = bench_direct("bd1", n, chunk);
-	c[0] = bench_cli("bi1", n, chunk);
+	/* distinct seeds: the free codes must not collide between runs */
+	d[0] = bench_direct("bd1", n, chunk, 101);
+	c[0] = bench_cli("bi1", n, chunk, 102);
 	cpu[0] = last_cpu_s;
-	c[1] = bench_cli("bi2", n, chunk);
+	c[1] = bench_cli("bi2", n, chunk, 103);
 	cpu[1] = last_cpu_s;
-	d[1] = bench_direct("bd2", n, chunk);
+	d[1] = bench_direct("bd2", n, chunk, 104);
 	printf("import bench: %zu lines (%zu firearms) per run, batches of %zu firearms\n",
 	    2 * n, n, chunk);
 	for (int r = 0; r < 2; r++)
@@ -814,6 +914,7 @@ main(void)
 	tcase_add_test(tc, import_resolves_commit_before_journal);
 	tcase_add_test(tc, import_survives_sigkill);
 	tcase_add_test(tc, import_progress_on_a_terminal);
+	tcase_add_test(tc, import_in_doubt_but_not_committed);
 	tcase_add_test(tc, search_and_lookup);
 	suite_add_tcase(s, tc);
 	if (getenv("MSR_BENCH_IMPORT_LINES") != NULL) {
