@@ -19,28 +19,31 @@
  * Each chunk goes to POST /v1/firearms/batch, which is all or nothing: when
  * the server names an offending item (detail.index, detail.code_index or
  * detail.code), that firearm's lines are reported with their line numbers, the
- * firearm is dropped and the rest of the chunk is sent again, until the rest
- * is accepted (201) or empty. So a chunk is committed by exactly one 201.
+ * firearm is dropped and the rest is sent again, until the rest is accepted
+ * (201) or empty. A set refused twice is split in halves (items are
+ * contiguous in the file, so each half is a byte range of its own): a file
+ * with E bad lines costs O(E log N) batches, not one resend per bad line.
+ * The journal unit is such a range; each unit is committed by exactly one 201.
  *
  * Resume. A journal (FILE.csv.msreg-import unless --journal) records, each
  * line written with write(2)+fsync(2):
  *
  *   msreg-import 1 <file size> <sha256 of the header line>
- *   P <start> <end> <line> <excluded ordinals|->  before every POST of a chunk
+ *   P <start> <end> <line> <excluded ordinals|->  before every POST of a unit
  *   C <start> <end> <next line> <lines ok> <lines rejected> <already>
- *                                                 after the chunk's 201 (or
+ *                                                 after the unit's 201 (or
  *                                                 when nothing was left to send)
  *   D                                             the whole file is done
  *
- * <start>/<end> are byte offsets of the chunk in the file. On a new run with
+ * <start>/<end> are byte offsets of the unit in the file. On a new run with
  * the same file, every C range is skipped (reading restarts at the last C's
- * <end>), so a committed chunk is never sent twice. A P after the last C marks
- * the one chunk that is "in doubt": its batch may have been committed by the
+ * <end>), so a committed unit is never sent twice. A P after the last C marks
+ * the one unit that is "in doubt": its batch may have been committed by the
  * server while the client died before journaling the 201 (the same doubt
  * follows a transport error or 5xx in a running import). It is resolved
  * without writing anything twice:
  *
- *   1. The in-doubt set is the chunk's firearms minus the excluded ordinals of
+ *   1. The in-doubt set is the unit's firearms minus the excluded ordinals of
  *      the last P (those were dropped before that POST, so they were never in
  *      a committed batch; they are processed again normally and report their
  *      own errors again).
@@ -54,7 +57,9 @@
  *      committed (atomicity), so the taken serials before it are genuine
  *      conflicts (reported), and the rest continues normally.
  *   Any other answer to 2 means "not committed" and is handled normally.
- *   Limit: the API cannot show a manufacturer a firearm by serial, so "taken"
+ *   Limits: a crash while the probes run can leave one firearm registered by
+ *   a probe and reported as a conflict on the next resume. And the API cannot
+ *   show a manufacturer a firearm by serial, so "taken"
  *   means "this serial is registered for this manufacturer", not "with the
  *   same model and codes"; a serial registered by someone else in the same
  *   manufacturer account before the interrupted run is counted as already
@@ -62,7 +67,7 @@
  *
  * The journal names the file by size and the header's hash; a different file
  * is refused (exit 2) unless --restart. Changing --chunk between runs is
- * safe: the in-doubt chunk is re-read with exactly its journaled range.
+ * safe: the in-doubt unit is re-read with exactly its journaled range.
  *
  * Exit status: 0 every line registered (now or by an earlier run of the same
  * import), 1 some lines rejected, 2 usage, I/O or server errors (search and
