@@ -34,7 +34,8 @@ CURL_LIBS  = $(shell pkg-config --libs libcurl 2>/dev/null)
 MAINS     := server/msregd.c server/msreg.c
 LIB_SRC   := $(filter-out $(MAINS),$(wildcard server/*.c))
 LIB_OBJ   := $(LIB_SRC:server/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
-EMBED     := $(sort $(wildcard sql/[0-9]*.sql)) server/openapi.json
+EMBED     := $(sort $(wildcard sql/[0-9]*.sql)) server/openapi.json \
+             $(sort $(wildcard server/ui/*))
 UNIT_SRC  := $(wildcard tests/check_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 IT_SRC    := $(wildcard tests/it_*.c)

@@ -53,6 +53,17 @@ const struct msr_route msr_routes[] = {
 	  msr_h_audit_inclusion, "audit.proof.inclusion" },
 	{ "GET", "/v1/audit/receipt/{}", MSR_ROLES_ALL, MSR_R_AUDITED, msr_h_audit_receipt,
 	  "audit.receipt" },
+
+	/* reads for the web console and other clients (handlers_console.c) */
+	{ "GET", "/v1/me", MSR_ROLES_ALL, MSR_R_AUDITED, msr_h_me, "client.me" },
+	{ "GET", "/v1/clients", R(ADMIN), MSR_R_AUDITED, msr_h_client_list, "client.list" },
+	{ "GET", "/v1/firearms", R(MANUFACTURER), MSR_R_AUDITED, msr_h_firearm_list,
+	  "firearm.list" },
+
+	/* the web console's static files (handlers_ui.c): public, not audited, not API */
+	{ "GET", "/ui", 0, 0, msr_h_ui_redirect, "ui.redirect" },
+	{ "GET", "/ui/", 0, 0, msr_h_ui_index, "ui.index" },
+	{ "GET", "/ui/{}", 0, 0, msr_h_ui_asset, "ui.asset" },
 };
 
 const size_t msr_routes_len = sizeof(msr_routes) / sizeof(msr_routes[0]);
