@@ -16,6 +16,8 @@ PKGS=(
   curl
   openssl             # test certificates for the TLS integration test
   postgresql-15       # server binaries for the throwaway cluster (includes pg_trgm)
+  chromium            # the web console's browser tests (headless, driven by playwright-core)
+  nodejs npm          # runs those tests; npm ci installs playwright-core into tests/browser/
 )
 BENCH_PKGS=(wrk)
 
