@@ -29,10 +29,12 @@ const alertBox = document.getElementById('alert');
 const statusBox = document.getElementById('status');
 let me = null;
 
-// Show an error (an ApiError's message is the API's own) in the alert region.
-export function showError(e, prefix = '') {
+// Show an error in the alert region: the API's own message (ApiError), after
+// an optional prefix, and an optional explanation in words.
+export function showError(e, prefix = '', explanation = '') {
 	const msg = e instanceof ApiError || e instanceof Error ? e.message : String(e);
-	fill(alertBox, h('p', {}, prefix ? `${prefix}: ${msg}` : msg));
+	fill(alertBox, h('p', {}, prefix ? h('strong', {}, `${prefix}: `) : null, msg),
+		explanation ? h('p', { class: 'explain' }, explanation) : null);
 	alertBox.classList.add('shown');
 }
 

@@ -28,12 +28,20 @@ async function fetchEntries(start, limit) {
 
 function entryRow(e, ctx) {
 	const x = e.entry || {};
-	const json = h('pre', { class: 'json' });
-	const details = h('details', {}, h('summary', {}, 'JSON'), json);
-	details.addEventListener('toggle', () => {
-		if (details.open && !json.textContent)
-			json.textContent = JSON.stringify(x, null, 2);
-	});
+	// The entry's JSON opens in a full-width row below its own.
+	const details = h('button', { type: 'button', class: 'quiet', 'aria-expanded': 'false',
+		onclick: (ev) => {
+			const tr = ev.currentTarget.closest('tr');
+			const open = tr.nextElementSibling?.classList.contains('jsonrow');
+			if (open) {
+				tr.nextElementSibling.remove();
+			} else {
+				tr.after(h('tr', { class: 'jsonrow' }, h('td', { colspan: '9' },
+					h('pre', { class: 'json', 'aria-label': `Entry ${e.index} as JSON` },
+						JSON.stringify(x, null, 2)))));
+			}
+			ev.currentTarget.setAttribute('aria-expanded', open ? 'false' : 'true');
+		} }, 'JSON');
 	const receipt = h('button', { type: 'button', class: 'quiet', onclick: async () => {
 		try {
 			const r = await get(`/v1/audit/receipt/${e.index}`, { text: true });
@@ -42,7 +50,9 @@ function entryRow(e, ctx) {
 			ctx.showError(err, `Receipt for entry ${e.index}`);
 		}
 	} }, `Receipt ${e.index}`);
-	return { cells: [String(e.index), x.time || '', String(x.client ?? ''), x.role || '',
+	const when = x.time ? { content: h('time', { datetime: x.time, title: x.time },
+		x.time.replace('T', ' ').replace(/\.\d+Z$/, '')), class: 'nowrap' } : '';
+	return { cells: [String(e.index), when, String(x.client ?? ''), x.role || '',
 		x.action || '', x.case_number || '', String(x.status ?? ''), details, receipt],
 	class: e.verified === false ? 'unverified' : '' };
 }

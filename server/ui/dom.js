@@ -71,6 +71,7 @@ export function select(options, attrs = {}) {
 
 // A real table: caption, column headers (scope=col), rows of cells.
 // rows: arrays of cell contents (Node or text); a row may be {cells, class}.
+// A cell may be {content, class} for a classed <td>.
 export function table(caption, headers, rows, attrs = {}) {
 	return h('table', attrs,
 		caption ? h('caption', {}, caption) : null,
@@ -78,7 +79,8 @@ export function table(caption, headers, rows, attrs = {}) {
 		h('tbody', {}, rows.map((r) => {
 			const cells = Array.isArray(r) ? r : r.cells;
 			return h('tr', Array.isArray(r) ? {} : { class: r.class },
-				cells.map((c) => h('td', {}, c)));
+				cells.map((c) => (c && c.content !== undefined && !(c instanceof Node)
+					? h('td', { class: c.class }, c.content) : h('td', {}, c))));
 		})));
 }
 

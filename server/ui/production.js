@@ -146,8 +146,9 @@ function firearmDetail(ctx, id, box, refresh) {
 			h('div', { class: 'row' }, field('New code', code), field('Component', comp),
 				field('Scheme', scheme), field('Replaces', replaces)),
 			h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, 'Add part')));
+			const heading = h('h2', { tabindex: '-1' }, `Firearm ${f.serial}`);
 			fill(box, h('section', { class: 'card', 'aria-label': `Firearm ${f.serial}` },
-				h('h2', {}, `Firearm ${f.serial}`),
+				heading,
 				h('dl', { class: 'facts' },
 					h('dt', {}, 'Manufacturer'), h('dd', {}, f.manufacturer),
 					h('dt', {}, 'Model'), h('dd', {}, f.model),
@@ -158,6 +159,8 @@ function firearmDetail(ctx, id, box, refresh) {
 					f.codes.map((c) => [h('span', { class: 'code' }, c.code), c.component, c.scheme, c.status,
 						c.registered_at || '', c.replaces || '', c.replaced_by || ''])),
 				form));
+			heading.scrollIntoView({ block: 'start' });
+			heading.focus();
 		} catch (e) {
 			ctx.showError(e);
 		}
@@ -174,7 +177,7 @@ function firearmsCard(ctx) {
 
 	async function load() {
 		try {
-			const r = (await get('/v1/firearms' + query({ after: pages[pages.length - 1], limit: 50 }))).data;
+			const r = (await get('/v1/firearms' + query({ after: pages[pages.length - 1], limit: 20 }))).data;
 			nextAfter = r.next_after;
 			fill(tableBox, r.firearms.length === 0 ? h('p', {}, 'No firearms registered yet.')
 				: table('Your firearms', ['Id', 'Serial', 'Model', 'Type', 'Caliber', 'Manufactured', 'Active codes', ''],

@@ -71,13 +71,25 @@ function casingEditor(n, initial, onRemove) {
 	return { el, text, parsed: () => parseReading(text.value) };
 }
 
+// The chance that at least one registered code matches these readings by
+// chance alone (Poisson with the registry's expected number of random matches).
 function chance(expected) {
 	if (typeof expected !== 'number')
 		return 'not reported';
-	const p = 1 - Math.exp(-expected);
-	const pct = p * 100;
-	const shown = pct >= 1 ? pct.toFixed(1) : pct >= 0.001 ? pct.toPrecision(2) : pct.toExponential(1);
-	return `${shown} % — with these readings, ${expected.toPrecision(2)} registered codes would be expected to match by chance alone`;
+	const p = -Math.expm1(-expected);
+	let shown;
+	if (p < 1e-6)
+		shown = 'less than 1 in a million';
+	else if (p < 0.01)
+		shown = `about 1 in ${Math.round(1 / p).toLocaleString('en')}`;
+	else
+		shown = `${(p * 100).toFixed(p < 0.1 ? 1 : 0)} %`;
+	return `${shown} (expected random matches among the registered codes: ${expected.toPrecision(2)})`;
+}
+
+function count(x) {
+	const n = Number(x);
+	return n >= 10 ? Math.round(n).toLocaleString('en') : n.toFixed(1);
 }
 
 // Why the registry refused, in words.
@@ -85,7 +97,7 @@ function explain(e, casings) {
 	const d = e.detail || {};
 	switch (e.code) {
 	case 'query_too_broad':
-		return `The readings are too incomplete to name a firearm: about ${Number(d.expected_matches).toFixed(1)} ` +
+		return `The readings are too incomplete to name a firearm: about ${count(d.expected_matches)} ` +
 			`registered codes would match them by chance, and at most ${d.max_expected_matches} are allowed. ` +
 			'Read more positions, add another casing, or allow fewer misread characters.';
 	case 'disclosure_budget_exhausted':
@@ -275,9 +287,7 @@ export function render(main, ctx) {
 		} catch (e) {
 			fill(results);
 			const why = e instanceof ApiError ? explain(e, casings.length) : '';
-			ctx.showError(e);
-			if (why)
-				document.getElementById('alert').append(h('p', {}, why));
+			ctx.showError(e, e instanceof ApiError ? 'The registry refused the search' : '', why);
 		} finally {
 			btn.disabled = false;
 		}

@@ -257,10 +257,11 @@ test('auditor: checkpoint, verify log twice (consistency), filter, entry JSON', 
 	const n = await rows.count();
 	for (let i = 1; i < n; i++)
 		assert.match(await rows.nth(i).innerText(), /code\.search[\s\S]*HPD-2026-004211/);
-	await rows.nth(1).getByText('JSON').click();
-	await rows.nth(1).getByText('"purpose": "homicide"').waitFor();
+	const first = rows.nth(1);
 	const download = page.waitForEvent('download');
-	await rows.nth(1).getByRole('button', { name: /^Receipt \d+$/ }).click();
+	await first.getByRole('button', { name: /^Receipt \d+$/ }).click();
+	await first.getByRole('button', { name: 'JSON' }).click();
+	await page.getByText('"purpose": "homicide"').waitFor();
 	const receipt = readFileSync(await (await download).path(), 'utf8');
 	assert.ok(receipt.startsWith('c2sp.org/tlog-proof@v1\n'), 'a receipt was downloaded');
 	await shot(page, 'audit');
