@@ -23,14 +23,15 @@
  *      change of any console file (deploy/embed.sh). index.html is revalidated
  *      on every load, so a new release is picked up at once.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "msreg/embedded.h"
 #include "msreg/handlers.h"
 
-#define UI_CSP "default-src 'self'; base-uri 'none'; form-action 'self'; " \
-	"frame-ancestors 'none'; object-src 'none'"
+#define UI_CSP \
+	"default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
 
 #define UI_SECURITY \
 	"Content-Security-Policy", UI_CSP, \
@@ -73,12 +74,10 @@ serve(struct msr_req *r, const char *name, const char *const *headers)
 	char path[256];
 	const char *text = NULL, *ctype = content_type(name);
 	char *copy;
+	int n = snprintf(path, sizeof(path), "ui/%s", name);
 
-	if (strlen(name) < sizeof(path) - 4) {
-		memcpy(path, "ui/", 3);
-		memcpy(path + 3, name, strlen(name) + 1);
+	if (n > 0 && (size_t)n < sizeof(path))
 		text = msr_embedded_get(path);
-	}
 	if (text == NULL || ctype == NULL) {
 		msr_reply_static_headers(r, hdr_error);
 		msr_reply_error(r, 404, "not_found", NULL, "no such console file: %s", r->path);
