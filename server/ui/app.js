@@ -125,7 +125,8 @@ async function start() {
 	who.hidden = false;
 	announce('');
 	route();
-	main.focus();
+	if (!main.contains(document.activeElement))
+		main.focus();
 }
 
 window.addEventListener('hashchange', () => {

@@ -89,7 +89,24 @@ async function signIn(page, role) {
 	await page.getByText(`role ${role}`).waitFor();
 }
 
+// Every visible form control has a visible <label> with text; tables have
+// column headers. Then a full-page picture.
 async function shot(page, name) {
+	const unlabelled = await page.evaluate(() => {
+		const bad = [];
+		for (const el of document.querySelectorAll('input, select, textarea')) {
+			if (el.type === 'hidden' || el.offsetParent === null)
+				continue;
+			const labels = [...(el.labels || [])].filter((l) => l.offsetParent !== null && l.textContent.trim());
+			if (labels.length === 0)
+				bad.push(el.outerHTML.slice(0, 120));
+		}
+		for (const t of document.querySelectorAll('table'))
+			if (t.querySelectorAll('thead th[scope=col]').length === 0)
+				bad.push('a table without column headers');
+		return bad;
+	});
+	assert.deepEqual(unlabelled, [], `${name}: controls without a visible label`);
 	await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
 }
 
@@ -128,6 +145,26 @@ test('console files: security headers, caching, JSON 404', async () => {
 	const redirect = await fetch(`${stage.url}/ui`, { redirect: 'manual' });
 	assert.equal(redirect.status, 308);
 	assert.equal(redirect.headers.get('location'), '/ui/');
+});
+
+test('the watchers catch a CSP violation and a key in a URL', async () => {
+	const { context, page } = await open('control');
+	await signIn(page, 'auditor');
+	await page.evaluate(() => {
+		const s = document.createElement('script');
+		s.textContent = 'window.inlineRan = true';
+		document.body.append(s);
+		document.body.setAttribute('style', 'color: red');
+	});
+	await page.evaluate((k) => fetch(`/healthz?k=${k}`), stage.keys.auditor);
+	await page.waitForTimeout(200);
+	assert.equal(await page.evaluate(() => window.inlineRan === true), false, 'inline script is blocked');
+	const mine = problems.filter((p) => p.startsWith('control:'));
+	assert.ok(mine.some((p) => /CSP violation: script-src/.test(p)), mine.join('\n'));
+	assert.ok(mine.some((p) => /CSP violation: style-src/.test(p)), mine.join('\n'));
+	assert.ok(mine.some((p) => /API key in its URL/.test(p)), mine.join('\n'));
+	problems.splice(0, problems.length, ...problems.filter((p) => !p.startsWith('control:')));
+	await context.close();
 });
 
 test('a bad key is refused with the API message', async () => {
@@ -350,14 +387,22 @@ test('investigator: a refusal is explained in words', async () => {
 
 test('dealer: record a sale', async () => {
 	const { context, page } = await open('dealer');
-	await signIn(page, 'dealer');
-	await page.getByLabel('Manufacturer').fill('acme');
-	await page.getByLabel('Serial').fill('SALE-1');
+	// keyboard only: the view puts the focus on its first field; Tab moves on, Enter submits
+	await page.goto(`${stage.url}/ui/`);
+	await page.keyboard.type(stage.keys.dealer);
+	await page.keyboard.press('Enter');
+	await page.getByText('role dealer').waitFor();
+	await page.keyboard.type('acme');
+	await page.keyboard.press('Tab');
+	await page.keyboard.type('SALE-1');
 	await page.getByLabel('Date of sale').fill('2026-11-24');
-	await page.getByLabel('Transaction number').fill('2026-000321');
-	await page.getByLabel('State').fill('TX');
-	await page.getByRole('button', { name: 'Record sale' }).click();
+	await page.getByLabel('Transaction number').focus();
+	await page.keyboard.type('2026-000321');
+	await page.keyboard.press('Tab');
+	await page.keyboard.type('TX');
+	await page.keyboard.press('Enter');
 	await page.getByText('Sale recorded').waitFor();
+	assert.equal(await page.getByLabel('Serial').inputValue(), '', 'the form is ready for the next sale');
 	await shot(page, 'sales');
 	// the second sale of the same firearm is refused, with the API's message
 	await page.getByLabel('Serial').fill('SALE-1');
