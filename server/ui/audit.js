@@ -14,7 +14,7 @@
 import { ApiError, get, query } from './api.js';
 import { download, field, fill, h, table } from './dom.js';
 import { b64decode, b64encode, leafHash, parseVerifierKey, rootFromLeafHashes,
-	verifyCheckpoint, verifyConsistency, verifyInclusion } from './tlog.js';
+	verifyCheckpoint, verifyConsistency, verifyInclusion, verifyReceipt } from './tlog.js';
 
 const SEEN = 'msreg.audit.checkpoint';
 const PAGE = 1000;           // the API's maximum page
@@ -55,6 +55,37 @@ function entryRow(e, ctx) {
 	return { cells: [String(e.index), when, String(x.client ?? ''), x.role || '',
 		x.action || '', x.case_number || '', String(x.status ?? ''), details, receipt],
 	class: e.verified === false ? 'unverified' : '' };
+}
+
+// Check a receipt file someone hands over (c2sp.org/tlog-proof), offline
+// against the log's key: nothing but the key is fetched.
+function receiptCard(ctx) {
+	const file = h('input', { type: 'file', accept: '.txt,text/plain' });
+	const result = h('div', { 'aria-live': 'polite' });
+	file.addEventListener('change', async () => {
+		const f = file.files[0];
+		if (!f)
+			return;
+		fill(result);
+		try {
+			const key = await parseVerifierKey((await get('/v1/audit/key', { auth: false, text: true })).data);
+			const r = await verifyReceipt(await f.text(), key);
+			const x = r.entry || {};
+			fill(result, h('p', { class: 'verdict ok' }, `Receipt file verified: entry ${r.index}`),
+				h('p', {}, `In the log of ${r.checkpoint.size} entries signed by ${key.name}: ` +
+					`${x.action || '?'} by client ${x.client ?? '?'} at ${x.time || '?'}` +
+					(x.case_number ? `, case ${x.case_number}` : '') + '.'));
+		} catch (e) {
+			fill(result, h('p', { class: 'verdict bad' }, 'Receipt file does not verify'), h('p', {}, e.message));
+			if (e instanceof ApiError)
+				ctx.showError(e);
+		}
+		file.value = '';
+	});
+	return h('section', { class: 'card' },
+		h('h2', {}, 'Check a receipt'),
+		field('Receipt file', file, {}, 'A receipt (c2sp.org/tlog-proof) from this log, checked here against the log\'s key.'),
+		result);
 }
 
 export function render(main, ctx) {
@@ -217,7 +248,8 @@ export function render(main, ctx) {
 				field('Client', fClient), field('Case number', fCase), field('Action', fAction),
 				field('From (UTC)', fFrom), field('To (UTC)', fTo)),
 			actions, count, tableBox,
-			h('div', { class: 'actions' }, older)));
+			h('div', { class: 'actions' }, older)),
+		receiptCard(ctx));
 	(async () => {
 		try {
 			await loadCheckpoint();

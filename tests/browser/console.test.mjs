@@ -301,6 +301,16 @@ test('auditor: checkpoint, verify log twice (consistency), filter, entry JSON', 
 	await page.getByText('"purpose": "homicide"').waitFor();
 	const receipt = readFileSync(await (await download).path(), 'utf8');
 	assert.ok(receipt.startsWith('c2sp.org/tlog-proof@v1\n'), 'a receipt was downloaded');
+	// the receipt file checks out; with one byte of its entry changed it does not
+	const file = page.getByLabel('Receipt file');
+	await file.setInputFiles({ name: 'receipt.txt', mimeType: 'text/plain', buffer: Buffer.from(receipt) });
+	await page.getByText(/^Receipt file verified: entry \d+$/).waitFor();
+	const lines = receipt.split('\n');
+	const entry = Buffer.from(lines[1].slice(6), 'base64').toString('utf8').replace('"status":200', '"status":201');
+	lines[1] = 'extra ' + Buffer.from(entry).toString('base64');
+	await file.setInputFiles({ name: 'forged.txt', mimeType: 'text/plain', buffer: Buffer.from(lines.join('\n')) });
+	await page.getByText('Receipt file does not verify').waitFor();
+	await page.getByText(/is not in the tree of size/).waitFor();
 	await shot(page, 'audit');
 	clean('auditor');
 	await context.close();
