@@ -316,6 +316,30 @@ test('auditor: checkpoint, verify log twice (consistency), filter, entry JSON', 
 	await context.close();
 });
 
+test('auditor: a log that serves an altered entry does not verify', async () => {
+	const { context, page } = await open('altered');
+	// The registry's answer is altered on its way: entry 3 says something else.
+	await page.route('**/v1/audit/entries?*', async (route) => {
+		const res = await route.fetch();
+		const body = await res.json();
+		for (const e of body.entries)
+			if (e.index === 3) {
+				const text = Buffer.from(e.leaf, 'base64').toString('utf8').replace('"status":201', '"status":200');
+				e.leaf = Buffer.from(text).toString('base64');
+				e.entry = JSON.parse(text);
+			}
+		await route.fulfill({ response: res, json: body });
+	});
+	await signIn(page, 'auditor');
+	await page.getByText(/^Tree size \d+$/).waitFor();
+	await page.getByRole('button', { name: 'Verify log' }).click();
+	await page.getByText(/^Log does not verify: the entries do not hash to the checkpoint's root/).waitFor();
+	assert.equal(await page.getByText(/^Log verified/).count(), 0);
+	await shot(page, 'audit-altered');
+	clean('altered');
+	await context.close();
+});
+
 test('manufacturer: allocate, upload 1,000 lines with progress, list, replacement part', async () => {
 	const { context, page } = await open('manufacturer');
 	await signIn(page, 'manufacturer');
