@@ -222,6 +222,11 @@ write_config(struct msr_it *it, const char *extra)
 	    "[log]\nlevel = %s\n",
 	    it->port, it->url_app, it->url_owner, it->name, it->keyfile,
 	    getenv("MSR_IT_LOG") ? getenv("MSR_IT_LOG") : "warn");
+	/* tests of other features step around the abuse limits (API.md); a test of
+	 * the limits themselves says "[rate] enabled = true" in its extra_ini */
+	fprintf(f, "\n[rate]\nenabled = false\n");
+	/* load tests open many connections from 127.0.0.1: no per-address cap */
+	fprintf(f, "\n[http]\nper_address_connections = 0\n");
 	if (extra != NULL)
 		fprintf(f, "\n%s\n", extra);
 	fclose(f);
