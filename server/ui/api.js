@@ -38,9 +38,30 @@ export function query(params) {
 	return s ? `?${s}` : '';
 }
 
+const RETRIES = 3;          // a 429 rate_limited is retried after Retry-After...
+const RETRY_MAX_S = 10;     // ...when that is at most this long
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 // One request. opts: {method, body (object -> JSON), auth (default true),
-// text (reply as text)}. Returns {status, data, auditIndex}.
+// text (reply as text)}. Returns {status, data, auditIndex}. A request refused
+// by the rate limit (not by a disclosure budget) is sent again after the
+// Retry-After the registry names, if that is short.
 export async function call(path, opts = {}) {
+	for (let attempt = 0; ; attempt++) {
+		try {
+			return await callOnce(path, opts);
+		} catch (e) {
+			const wait = Number(e.retryAfter);
+			if (!(e instanceof ApiError) || e.code !== 'rate_limited' || attempt >= RETRIES ||
+			    !(wait >= 0 && wait <= RETRY_MAX_S))
+				throw e;
+			await sleep(wait * 1000);
+		}
+	}
+}
+
+async function callOnce(path, opts) {
 	const headers = { Accept: opts.text ? 'text/plain' : 'application/json' };
 	const init = { method: opts.method || 'GET', headers, credentials: 'omit',
 		cache: 'no-store', referrerPolicy: 'no-referrer' };

@@ -7,6 +7,9 @@
  * (tests/browser/), which drives Debian's Chromium through playwright-core,
  * and exits with its status.
  *
+ * msregd runs with the abuse limits on, as in production (the harness turns
+ * them off for tests of other features).
+ *
  * The stage is a JSON file in the test's scratch directory (mode 0600): the
  * daemon's URL, one API key per role, the expected search candidate and the
  * production file's path and expected counts. Keys go to the browser only by
@@ -68,7 +71,9 @@ main(void)
 	pid_t pid;
 	int status = 1;
 
-	msr_it_setup(&it, "browser", NULL);
+	/* the console must work under the production limits (config.example.ini):
+	 * a page load is ~15 unauthenticated requests from one address */
+	msr_it_setup(&it, "browser", "[rate]\nenabled = true\n\n[http]\nper_address_connections = 64");
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", it.port);
 
 	/* clients of every role, a manufacturer and its firearms */
