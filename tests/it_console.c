@@ -226,7 +226,7 @@ START_TEST(firearms)
 	struct msr_it_resp r;
 	json_t *list, *f;
 	size_t i;
-	int seen = 0;
+	int seen = 0, last;
 	json_int_t after = 0;
 	char path[64];
 
@@ -247,10 +247,11 @@ START_TEST(firearms)
 			seen++;
 		}
 		f = json_object_get(r.json, "next_after");
-		if (!json_is_null(f))
+		last = json_is_null(f);
+		if (!last)
 			ck_assert_int_eq(json_integer_value(f), after);
 		msr_it_resp_free(&r);
-	} while (!json_is_null(f) && seen < 100);
+	} while (!last && seen < 100);
 	ck_assert_int_eq(seen, 5);
 	req("GET", "/v1/firearms", k_zeta, NULL, 200, &r);
 	ck_assert_int_eq(json_array_size(json_object_get(r.json, "firearms")), 3);
