@@ -48,6 +48,8 @@ static const struct directive directives[] = {
 	D("database", "pool_size", T_INT, db_pool_size, 1, 1000),
 	D("database", "pool_wait_ms", T_INT, db_pool_wait_ms, 1, 600000),
 	D("database", "statement_timeout_ms", T_INT, db_statement_timeout_ms, 0, 3600000),
+	D("database", "read_url", T_STR, db_read_url, 0, 0),
+	D("database", "read_pool_size", T_INT, db_read_pool_size, 0, 1000),
 	D("audit", "origin", T_STR, audit_origin, 0, 0),
 	D("audit", "key_file", T_STR, audit_key_file, 0, 0),
 	D("audit", "batch_wait_us", T_INT, audit_batch_wait_us, 0, 1000000),

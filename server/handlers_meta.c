@@ -36,11 +36,12 @@ msr_h_readyz(struct msr_req *r)
 void
 msr_h_metrics(struct msr_req *r)
 {
-	char extra[1024] = "";
+	char extra[2048] = "";
 	char *text;
 
 	if (r->srv->feed != NULL)
 		msr_feed_metrics(r->srv->feed, extra, sizeof(extra));
+	msr_db_metrics(r->srv->db, extra + strlen(extra), sizeof(extra) - strlen(extra));
 	text = msr_metrics_render(r->srv->metrics, extra);
 	if (text == NULL) {
 		msr_reply_unavailable(r, "out of memory");

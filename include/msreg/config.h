@@ -37,6 +37,8 @@ struct msr_config {
 	int       db_pool_size;
 	int       db_pool_wait_ms;
 	int       db_statement_timeout_ms;
+	char     *db_read_url;               /* streaming replica for lookups; NULL = none */
+	int       db_read_pool_size;         /* 0 = pool_size */
 	/* [audit] */
 	char     *audit_origin;
 	char     *audit_key_file;
