@@ -59,6 +59,12 @@ const struct msr_route msr_routes[] = {
 	{ "GET", "/v1/audit/receipt/{}", MSR_ROLES_ALL, MSR_R_AUDITED, msr_h_audit_receipt,
 	  "audit.receipt" },
 
+	/* the audit log as tiles, c2sp.org/tlog-tiles (handlers_tiles.c) */
+	{ "GET", "/checkpoint", 0, 0, msr_h_tlog_checkpoint, "tlog.checkpoint" },
+	{ "GET", "/tile/entries/{}", R(AUDITOR), MSR_R_AUDITED | MSR_R_PATH_TAIL,
+	  msr_h_tile_entries, "tlog.entries" },
+	{ "GET", "/tile/{}/{}", 0, MSR_R_PATH_TAIL, msr_h_tile, "tlog.tile" },
+
 	/* reads for the web console and other clients (handlers_console.c) */
 	{ "GET", "/v1/me", MSR_ROLES_ALL, MSR_R_AUDITED, msr_h_me, "client.me" },
 	{ "GET", "/v1/clients", R(ADMIN), MSR_R_AUDITED, msr_h_client_list, "client.list" },
