@@ -35,10 +35,13 @@
 #include "msreg/merkle.h"
 #include "msreg/note.h"
 #include "msreg/server.h"
+#include "msreg/witness.h"
 
 #define HLEN            MSR_MERKLE_HASH_LEN
 #define ENTRIES_DEFAULT 100
 #define ENTRIES_MAX     1000
+/* A page stops once its leaves reach this many bytes (at least one entry). */
+#define ENTRIES_PAGE_BYTES (1024 * 1024)
 
 static const struct msr_db_stmt s_checkpoint = {
 	"audit_h_checkpoint",
@@ -208,7 +211,10 @@ msr_h_audit_checkpoint(struct msr_req *r)
 		msr_reply_unavailable(r, "no checkpoint has been signed yet");
 		goto done;
 	}
-	text = strdup(PQgetvalue(res, 0, 1));
+	text = msr_witness_client_decorate(r->srv->witness, PQgetvalue(res, 0, 1),
+	    (size_t)PQgetlength(res, 0, 1));	/* with witness cosignatures */
+	if (text == NULL)
+		text = strdup(PQgetvalue(res, 0, 1));
 	if (text == NULL) {
 		msr_reply_unavailable(r, "out of memory");
 		goto done;
@@ -310,7 +316,8 @@ msr_h_audit_entries(struct msr_req *r)
 		goto done;
 	}
 	list = json_array();
-	for (int i = 0; list != NULL && i < PQntuples(res); i++) {
+	for (int i = 0, bytes = 0; list != NULL && i < PQntuples(res) &&
+	    (i == 0 || bytes < ENTRIES_PAGE_BYTES); i++) {
 		const uint8_t *p = (const uint8_t *)PQgetvalue(res, i, 0);
 		const char *leaf = PQgetvalue(res, i, 1);
 		size_t len = (size_t)PQgetlength(res, i, 1);
@@ -319,13 +326,14 @@ msr_h_audit_entries(struct msr_req *r)
 
 		for (int k = 0; k < 8; k++)
 			idx = (json_int_t)((uint64_t)idx << 8 | p[k]);
+		bytes += (int)len;
 		entry = json_loadb(leaf, len, JSON_DECODE_ANY, NULL);
 		json_array_append_new(list, json_pack("{s:I, s:o, s:o}", "index", idx,
 		    "leaf", b64_json((const uint8_t *)leaf, len),
 		    "entry", entry != NULL ? entry : json_null()));
 	}
 	msr_audit_note(r, "start", json_integer((json_int_t)start));
-	msr_audit_note(r, "count", json_integer(PQntuples(res)));
+	msr_audit_note(r, "count", json_integer((json_int_t)json_array_size(list)));
 	msr_reply_json(r, 200, json_pack("{s:o}", "entries", list));
 done:
 	PQclear(res);
@@ -390,7 +398,7 @@ msr_h_audit_receipt(struct msr_req *r)
 	const char *arg = r->capture[0];
 	PGresult *cp = NULL, *entry = NULL;
 	uint64_t index = 0, size;
-	char *text = NULL;
+	char *text = NULL, *cosigned = NULL;
 	size_t len, i;
 
 	for (i = 0; arg != NULL && arg[i] != '\0'; i++) {
@@ -441,6 +449,11 @@ msr_h_audit_receipt(struct msr_req *r)
 	rc->extra_len = (size_t)PQgetlength(entry, 0, 0);
 	rc->note = PQgetvalue(cp, 0, 1);
 	rc->note_len = (size_t)PQgetlength(cp, 0, 1);
+	cosigned = msr_witness_client_decorate(r->srv->witness, rc->note, rc->note_len);
+	if (cosigned != NULL) {		/* with witness cosignatures */
+		rc->note = cosigned;
+		rc->note_len = strlen(cosigned);
+	}
 	if (msr_note_receipt_format(rc, &text, &len) != 0) {
 		msr_reply_unavailable(r, "the receipt could not be formatted");
 		goto done;
@@ -451,4 +464,5 @@ done:
 	PQclear(entry);
 	free(rc);
 	free(s);
+	free(cosigned);
 }
