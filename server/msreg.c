@@ -204,9 +204,14 @@ static const struct {
 	{ "keygen", "usage: msreg keygen --name ORIGIN --out FILE\n"
 	  "Writes the audit signer key to FILE (mode 0600), prints the verifier key.\n" },
 	{ "audit", "usage: msreg [--config FILE] audit verify (--url URL --key KEY"
-	  " [--vkey VKEY] | --db) [--since CHECKPOINT_FILE]\n"
+	  " [--vkey VKEY] | --db)\n"
 	  "       msreg audit receipt verify FILE --vkey KEY [--leaf FILE]\n"
-	  "       msreg audit monitor --url URL --state FILE [--rules FILE] [--once]\n" },
+	  "       msreg audit monitor --url URL --state FILE [--rules FILE] [--once] ...\n"
+	  "(msreg audit monitor --help for its options)\n" },
+	{ "witness", "usage: msreg witness --config FILE\n"
+	  "       msreg witness keygen --name NAME --out FILE\n"
+	  "Serves POST /add-checkpoint (c2sp.org/tlog-witness) with cosignature/v1"
+	  " cosignatures.\n" },
 };
 
 static int

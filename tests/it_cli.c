@@ -756,8 +756,8 @@ END_TEST
 
 START_TEST(help_on_every_command)
 {
-	static const char *const cmds[] = { "migrate", "client", "keygen", "audit", "import",
-	    "search", "lookup" };
+	static const char *const cmds[] = { "migrate", "client", "keygen", "audit", "witness",
+	    "import", "search", "lookup" };
 
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		char *argv[] = { NULL, (char *)cmds[i], "--help", NULL };
