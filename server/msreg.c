@@ -206,8 +206,8 @@ static const struct {
 	{ "audit", "usage: msreg [--config FILE] audit verify (--url URL --key KEY"
 	  " [--vkey VKEY] | --db)\n"
 	  "       msreg audit receipt verify FILE --vkey KEY [--leaf FILE]\n"
-	  "       msreg audit monitor --url URL --state FILE [--rules FILE] [--once] ...\n"
-	  "(msreg audit monitor --help for its options)\n" },
+	  "       msreg audit monitor --url URL --state FILE [--key-file FILE] [--vkey VKEY]\n"
+	  "           [--rules FILE] [--require-witness VKEY]... [--once] [--interval SEC]\n" },
 	{ "witness", "usage: msreg witness --config FILE\n"
 	  "       msreg witness keygen --name NAME --out FILE\n"
 	  "Serves POST /add-checkpoint (c2sp.org/tlog-witness) with cosignature/v1"
