@@ -20,7 +20,7 @@
 #include "msreg/common.h"
 #include "msreg/log.h"
 
-enum dir_type { T_STR, T_INT, T_SIZE, T_DOUBLE, T_LEVEL };
+enum dir_type { T_STR, T_INT, T_SIZE, T_DOUBLE, T_LEVEL, T_BOOL };
 
 struct directive {
 	const char   *section;
@@ -66,6 +66,15 @@ static const struct directive directives[] = {
 	D("rate", "per_second", T_DOUBLE, rate_per_second, 0, 1e9),
 	D("rate", "burst", T_DOUBLE, rate_burst, 1, 1e9),
 	D("log", "level", T_LEVEL, log_level, 0, 0),
+	/* disclosure budgets and the specificity floor (issue 8, server/budget.c) */
+	D("budget", "enabled", T_BOOL, budget_enabled, 0, 1),
+	D("budget", "key_24h", T_INT, budget_limit[0], 1, 100000000),
+	D("budget", "key_30d", T_INT, budget_limit[1], 1, 100000000),
+	D("budget", "case_24h", T_INT, budget_limit[2], 1, 100000000),
+	D("budget", "case_30d", T_INT, budget_limit[3], 1, 100000000),
+	D("budget", "alert_low", T_DOUBLE, budget_alert[0], 0, 1),
+	D("budget", "alert_high", T_DOUBLE, budget_alert[1], 0, 1),
+	D("search", "min_bits", T_DOUBLE, search_min_bits, 0, 80),
 };
 
 struct load_ctx {
@@ -116,6 +125,15 @@ msr_config_defaults(struct msr_config *cfg)
 	cfg->rate_per_second = 0;
 	cfg->rate_burst = 100;
 	cfg->log_level = MSR_LOG_INFO;
+	/* see config.example.ini [budget] and [search] min_bits for the reasoning */
+	cfg->budget_enabled = 1;
+	cfg->budget_limit[0] = 400;
+	cfg->budget_limit[1] = 4000;
+	cfg->budget_limit[2] = 100;
+	cfg->budget_limit[3] = 250;
+	cfg->budget_alert[0] = 0.5;
+	cfg->budget_alert[1] = 0.8;
+	cfg->search_min_bits = 20;
 }
 
 static int
@@ -129,6 +147,19 @@ apply(struct load_ctx *ctx, const struct directive *d, const char *value)
 	switch (d->type) {
 	case T_STR:
 		set_str((char **)(void *)base, value);
+		return 0;
+	case T_BOOL:
+		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
+		    strcmp(value, "on") == 0 || strcmp(value, "1") == 0) {
+			*(int *)(void *)base = 1;
+		} else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+		    strcmp(value, "off") == 0 || strcmp(value, "0") == 0) {
+			*(int *)(void *)base = 0;
+		} else {
+			snprintf(ctx->err, ctx->errlen, "[%s] %s: \"%s\" is not true or false",
+			    d->section, d->key, value);
+			return -1;
+		}
 		return 0;
 	case T_LEVEL:
 		lvl = msr_log_parse_level(value);
@@ -202,6 +233,15 @@ validate(const struct msr_config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->search_default_limit > cfg->search_max_limit) {
 		snprintf(err, errlen, "[search] default_limit exceeds max_limit");
+		return -1;
+	}
+	if (cfg->budget_limit[0] > cfg->budget_limit[1] ||
+	    cfg->budget_limit[2] > cfg->budget_limit[3]) {
+		snprintf(err, errlen, "[budget] a 24h budget exceeds its 30d budget");
+		return -1;
+	}
+	if (cfg->budget_alert[0] > cfg->budget_alert[1]) {
+		snprintf(err, errlen, "[budget] alert_low exceeds alert_high");
 		return -1;
 	}
 	return 0;

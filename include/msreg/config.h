@@ -50,6 +50,14 @@ struct msr_config {
 	double    rate_burst;
 	/* [log] */
 	int       log_level;
+	/* [budget] disclosure budgets (server/budget.c) */
+	int       budget_enabled;            /* 0: no budget is counted (API.md) */
+	int       budget_limit[4];           /* distinct firearms: key 24h, key 30d,
+	                                        case 24h, case 30d */
+	double    budget_alert[2];           /* alert when a budget's use crosses these
+	                                        fractions (0 = no alert) */
+	/* [search] specificity floor */
+	double    search_min_bits;           /* bits a query must pin down */
 };
 
 /* Fill cfg with defaults. */
