@@ -92,6 +92,10 @@ msr_h_sale_create(struct msr_req *r)
 	}
 	msr_audit_note(r, "manufacturer", json_string(manufacturer));
 	msr_audit_note(r, "serial", json_string(serial));
+	/* the sale as recorded: a later rewrite of the row contradicts the log */
+	msr_audit_note(r, "sold_on", json_string(sold_on));
+	msr_audit_note(r, "state", json_string(state));
+	msr_audit_note(r, "transaction_ref", json_string(ref));
 	/* do: one statement in a transaction committed with the audit entry */
 	if (msr_req_begin(r) != 0)
 		goto done;
