@@ -39,6 +39,8 @@
 #define HLEN            MSR_MERKLE_HASH_LEN
 #define ENTRIES_DEFAULT 100
 #define ENTRIES_MAX     1000
+/* A page stops once its leaves reach this many bytes (at least one entry). */
+#define ENTRIES_PAGE_BYTES (1024 * 1024)
 
 static const struct msr_db_stmt s_checkpoint = {
 	"audit_h_checkpoint",
@@ -310,7 +312,8 @@ msr_h_audit_entries(struct msr_req *r)
 		goto done;
 	}
 	list = json_array();
-	for (int i = 0; list != NULL && i < PQntuples(res); i++) {
+	for (int i = 0, bytes = 0; list != NULL && i < PQntuples(res) &&
+	    (i == 0 || bytes < ENTRIES_PAGE_BYTES); i++) {
 		const uint8_t *p = (const uint8_t *)PQgetvalue(res, i, 0);
 		const char *leaf = PQgetvalue(res, i, 1);
 		size_t len = (size_t)PQgetlength(res, i, 1);
@@ -319,13 +322,14 @@ msr_h_audit_entries(struct msr_req *r)
 
 		for (int k = 0; k < 8; k++)
 			idx = (json_int_t)((uint64_t)idx << 8 | p[k]);
+		bytes += (int)len;
 		entry = json_loadb(leaf, len, JSON_DECODE_ANY, NULL);
 		json_array_append_new(list, json_pack("{s:I, s:o, s:o}", "index", idx,
 		    "leaf", b64_json((const uint8_t *)leaf, len),
 		    "entry", entry != NULL ? entry : json_null()));
 	}
 	msr_audit_note(r, "start", json_integer((json_int_t)start));
-	msr_audit_note(r, "count", json_integer(PQntuples(res)));
+	msr_audit_note(r, "count", json_integer((json_int_t)json_array_size(list)));
 	msr_reply_json(r, 200, json_pack("{s:o}", "entries", list));
 done:
 	PQclear(res);

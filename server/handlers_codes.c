@@ -356,7 +356,13 @@ msr_h_code_lookup(struct msr_req *r)
 	values[1] = ba.client;
 	values[2] = ba.subject;
 	values[3] = ba.limits_param;
-	res = msr_db_exec(r->db, &stmt_lookup, values);
+	/*
+	 * Counting a disclosure writes: with budgets on, the lookup goes to the
+	 * primary (a replica could only refuse from stale counts); without, the
+	 * function only returns and a replica may answer.
+	 */
+	res = ba.limits_param != NULL ? msr_db_exec(r->db, &stmt_lookup, values) :
+	    msr_db_exec_read(r->db, &stmt_lookup, values, 1);
 	if (!msr_db_ok(res)) {
 		log_warn("code lookup failed: %s",
 		    res ? PQresultErrorMessage(res) : "connection lost");

@@ -42,6 +42,7 @@ msr_h_metrics(struct msr_req *r)
 
 	if (r->srv->feed != NULL)
 		msr_feed_metrics(r->srv->feed, extra, sizeof(extra));
+	msr_db_metrics(r->srv->db, extra + strlen(extra), sizeof(extra) - strlen(extra));
 	msr_budget_metrics(extra, sizeof(extra));
 	text = msr_metrics_render(r->srv->metrics, extra);
 	if (text == NULL) {

@@ -166,7 +166,9 @@ resolve_hits(struct msr_req *r, const char *case_number, const struct msr_hit *h
 	values[3] = ba.limits_param;
 	if (msr_req_db(r) == NULL)
 		goto done;
-	res = msr_db_exec(r->db, &stmt_details, values);
+	/* counting is a write: with budgets on, the primary answers (see handlers_codes.c) */
+	res = ba.limits_param != NULL ? msr_db_exec(r->db, &stmt_details, values) :
+	    msr_db_exec_read(r->db, &stmt_details, values, (int)n);
 	if (!msr_db_ok(res)) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		goto done;

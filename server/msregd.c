@@ -101,9 +101,19 @@ main(int argc, char **argv)
 	srv.db = msr_db_pool_new(cfg.db_url, cfg.db_pool_size, cfg.db_pool_wait_ms,
 	    cfg.db_statement_timeout_ms);
 	srv.metrics = msr_metrics_new(msr_routes_len);
-	srv.rate = msr_ratelimit_new(cfg.rate_per_second, cfg.rate_burst);
-	if (srv.db == NULL || srv.metrics == NULL)
+	/* per-key buckets; each key's rate is its role's (http.c, msr_config_rate) */
+	srv.rate = cfg.rate_enabled ? msr_ratelimit_new(1, 1) : NULL;
+	if (srv.db == NULL || srv.metrics == NULL || (cfg.rate_enabled && srv.rate == NULL))
 		msr_fatal("out of memory");
+	if (cfg.db_read_url != NULL && cfg.db_read_url[0] != '\0') {
+		struct msr_db_pool *rp = msr_db_pool_new(cfg.db_read_url,
+		    cfg.db_read_pool_size > 0 ? cfg.db_read_pool_size : cfg.db_pool_size,
+		    cfg.db_pool_wait_ms < 100 ? cfg.db_pool_wait_ms : 100,   /* then the primary */
+		    cfg.db_statement_timeout_ms);
+		if (rp == NULL)
+			msr_fatal("out of memory");
+		msr_db_pool_set_replica(srv.db, rp);
+	}
 	load_secret(&srv);
 	srv.audit = msr_audit_start(&cfg);
 	if (srv.audit == NULL)

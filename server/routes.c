@@ -1,11 +1,16 @@
 /*
  * routes.c — the route table: method, path pattern, roles, flags, handler,
- * action name. This table is the whole map of the API (see API.md and the
- * OpenAPI document); the middleware in http.c applies roles and flags.
+ * action name, body limit. This table is the whole map of the API (see API.md
+ * and the OpenAPI document); the middleware in http.c applies roles and flags.
+ * The body limit column defaults to MSR_BODY_SMALL ([http] body_limit_small);
+ * only batch routes take MSR_BODY_LARGE ([http] body_limit).
  */
 #include "msreg/handlers.h"
 
 #define R(x) MSR_ROLE(MSR_ROLE_##x)
+
+/* The body-limit column may be left out: it is then MSR_BODY_SMALL. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 const struct msr_route msr_routes[] = {
 	/* health and meta (public) */
@@ -22,7 +27,7 @@ const struct msr_route msr_routes[] = {
 	{ "POST", "/v1/firearms", R(MANUFACTURER), MSR_R_JSON_BODY | MSR_R_AUDITED,
 	  msr_h_firearm_create, "firearm.create" },
 	{ "POST", "/v1/firearms/batch", R(MANUFACTURER), MSR_R_JSON_BODY | MSR_R_AUDITED,
-	  msr_h_firearm_batch, "firearm.batch" },
+	  msr_h_firearm_batch, "firearm.batch", MSR_BODY_LARGE },
 	{ "POST", "/v1/firearms/{}/codes", R(MANUFACTURER), MSR_R_JSON_BODY | MSR_R_AUDITED,
 	  msr_h_firearm_add_code, "firearm.add_code" },
 	{ "GET", "/v1/firearms/{}", R(MANUFACTURER), MSR_R_AUDITED,
