@@ -283,6 +283,15 @@ validate(const struct msr_config *cfg, char *err, size_t errlen)
 		    " the largest body could never be accepted");
 		return -1;
 	}
+	if (cfg->budget_limit[0] > cfg->budget_limit[1] ||
+	    cfg->budget_limit[2] > cfg->budget_limit[3]) {
+		snprintf(err, errlen, "[budget] a 24h budget exceeds its 30d budget");
+		return -1;
+	}
+	if (cfg->budget_alert[0] > cfg->budget_alert[1]) {
+		snprintf(err, errlen, "[budget] alert_low exceeds alert_high");
+		return -1;
+	}
 	return key_file_private(cfg->audit_key_file, err, errlen);
 }
 
@@ -302,13 +311,6 @@ key_file_private(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "[audit] key_file %s has mode %04o: the signer key"
 		    " must not be accessible by group or others (chmod 600)",
 		    path, (unsigned)(st.st_mode & 07777));
-	if (cfg->budget_limit[0] > cfg->budget_limit[1] ||
-	    cfg->budget_limit[2] > cfg->budget_limit[3]) {
-		snprintf(err, errlen, "[budget] a 24h budget exceeds its 30d budget");
-		return -1;
-	}
-	if (cfg->budget_alert[0] > cfg->budget_alert[1]) {
-		snprintf(err, errlen, "[budget] alert_low exceeds alert_high");
 		return -1;
 	}
 	return 0;
