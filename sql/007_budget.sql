@@ -123,6 +123,11 @@ BEGIN
 		END IF;
 	END LOOP;
 	IF refused = 0 AND cardinality(ids) > 0 THEN
+		-- No WAL flush of its own (invariant 4): msregd answers only after the
+		-- request's audit entry is committed synchronously, later, and that
+		-- flush covers this record too; a crash before it loses the count
+		-- and the answer together.
+		PERFORM set_config('synchronous_commit', 'off', true);
 		INSERT INTO budget_disclosures AS d (scope, subject, firearm_id, disclosed_at)
 		SELECT 'key', p_client::text, x, t FROM unnest(ids) AS x
 		UNION ALL
