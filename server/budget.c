@@ -106,7 +106,7 @@ msr_budget_read(const PGresult *res, int row, int col, struct msr_budget_verdict
 	for (int c = col; c < col + MSR_BUDGET_COLUMNS; c++)
 		if (PQgetisnull(res, row, c))
 			return -1;
-	v->refused = atoi(PQgetvalue(res, row, col)) - 1;
+	v->refused = (int)strtol(PQgetvalue(res, row, col), NULL, 10) - 1;
 	v->retry_after = strtol(PQgetvalue(res, row, col + 4), NULL, 10);
 	if (v->refused < -1 || v->refused >= MSR_BUDGET_N ||
 	    parse_array(PQgetvalue(res, row, col + 1), v->budget) != 0 ||
