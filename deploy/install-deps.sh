@@ -16,6 +16,8 @@ PKGS=(
   curl
   openssl             # test certificates for the TLS integration test
   postgresql-15       # server binaries for the throwaway cluster (includes pg_trgm)
+  golang-go           # tests/go/tilecheck: the reference tlog tile client (it_tiles)
+  golang-golang-x-mod-dev # golang.org/x/mod/sumdb/tlog and sumdb/note, no network needed
 )
 BENCH_PKGS=(wrk)
 

@@ -21,7 +21,7 @@
 #include "msreg/common.h"
 #include "msreg/log.h"
 
-enum dir_type { T_STR, T_INT, T_SIZE, T_DOUBLE, T_LEVEL, T_BOOL };
+enum dir_type { T_STR, T_INT, T_SIZE, T_DOUBLE, T_LEVEL, T_BOOL, T_LIST };
 
 struct directive {
 	const char   *section;
@@ -91,6 +91,12 @@ static const struct directive directives[] = {
 	D("rate", "admin_burst", T_DOUBLE, rate_role[MSR_RATE_ADMIN].burst, 1, 1e9),
 	D("rate", "address_per_second", T_DOUBLE, rate_role[MSR_RATE_ADDRESS].per_second, 0, 1e9),
 	D("rate", "address_burst", T_DOUBLE, rate_role[MSR_RATE_ADDRESS].burst, 1, 1e9),
+	D("witness", "witness", T_LIST, witness_witnesses, 0, 0),
+	D("witness", "quorum", T_INT, witness_quorum, 0, 64),
+	D("witness", "interval_ms", T_INT, witness_interval_ms, 10, 3600000),
+	D("witness", "timeout_ms", T_INT, witness_timeout_ms, 10, 600000),
+	D("witness", "max_age_s", T_INT, witness_max_age_s, 1, 86400),
+	D("witness", "policy", T_STR, witness_policy, 0, 0),
 	/* disclosure budgets and the specificity floor (issue 8, server/budget.c) */
 	D("budget", "enabled", T_BOOL, budget_enabled, 0, 1),
 	D("budget", "key_24h", T_INT, budget_limit[0], 1, 100000000),
@@ -201,6 +207,18 @@ apply(struct load_ctx *ctx, const struct directive *d, const char *value)
 			    d->section, d->key, value);
 			return -1;
 		}
+		return 0;
+	case T_LIST:	/* a repeatable key: values joined with ", " */
+		if (*(char **)(void *)base != NULL) {
+			char *joined = NULL;
+
+			if (asprintf(&joined, "%s, %s", *(char **)(void *)base, value) < 0)
+				msr_fatal("out of memory");
+			free(*(char **)(void *)base);
+			*(char **)(void *)base = joined;
+			return 0;
+		}
+		set_str((char **)(void *)base, value);
 		return 0;
 	case T_LEVEL:
 		lvl = msr_log_parse_level(value);
@@ -370,7 +388,7 @@ void
 msr_config_free(struct msr_config *cfg)
 {
 	for (size_t i = 0; i < MSR_ARRAY_LEN(directives); i++)
-		if (directives[i].type == T_STR)
+		if (directives[i].type == T_STR || directives[i].type == T_LIST)
 			free(*(char **)(void *)((char *)cfg + directives[i].offset));
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -60,6 +60,12 @@ const struct msr_route msr_routes[] = {
 	  msr_h_audit_inclusion, "audit.proof.inclusion" },
 	{ "GET", "/v1/audit/receipt/{}", MSR_ROLES_ALL, MSR_R_AUDITED, msr_h_audit_receipt,
 	  "audit.receipt" },
+
+	/* the audit log as tiles, c2sp.org/tlog-tiles (handlers_tiles.c) */
+	{ "GET", "/checkpoint", 0, 0, msr_h_tlog_checkpoint, "tlog.checkpoint" },
+	{ "GET", "/tile/entries/{}", R(AUDITOR), MSR_R_AUDITED | MSR_R_PATH_TAIL,
+	  msr_h_tile_entries, "tlog.entries" },
+	{ "GET", "/tile/{}/{}", 0, MSR_R_PATH_TAIL, msr_h_tile, "tlog.tile" },
 };
 
 const size_t msr_routes_len = sizeof(msr_routes) / sizeof(msr_routes[0]);

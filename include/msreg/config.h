@@ -76,6 +76,13 @@ struct msr_config {
 	int       http_json_max_values;      /* values and keys in one JSON body */
 	/* [log] */
 	int       log_level;
+	/* [witness] (witness_client.c; zero/NULL = the defaults documented there) */
+	char     *witness_witnesses;         /* witness = URL VKEY (repeatable), joined ", " */
+	int       witness_quorum;            /* 0 = every witness */
+	int       witness_interval_ms;
+	int       witness_timeout_ms;
+	int       witness_max_age_s;         /* older cosignatures count as missing */
+	char     *witness_policy;            /* "alert" (default) or "refuse" */
 	/* [budget] disclosure budgets (server/budget.c) */
 	int       budget_enabled;            /* 0: no budget is counted (API.md) */
 	int       budget_limit[4];           /* distinct firearms: key 24h, key 30d,

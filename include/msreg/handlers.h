@@ -43,6 +43,11 @@ void msr_h_audit_inclusion(struct msr_req *r);
 void msr_h_audit_consistency(struct msr_req *r);
 void msr_h_audit_receipt(struct msr_req *r);
 
+/* handlers_tiles.c (c2sp.org/tlog-tiles read API) */
+void msr_h_tlog_checkpoint(struct msr_req *r);
+void msr_h_tile(struct msr_req *r);
+void msr_h_tile_entries(struct msr_req *r);
+
 /* handlers_search.c */
 void msr_h_search(struct msr_req *r);
 
