@@ -322,6 +322,12 @@ msr_reply_header(struct msr_req *r, const char *name, const char *value)
 }
 
 void
+msr_reply_static_headers(struct msr_req *r, const char *const *pairs)
+{
+	r->static_headers = pairs;
+}
+
+void
 msr_audit_note(struct msr_req *r, const char *key, json_t *value)
 {
 	json_t *bounded;
@@ -894,6 +900,7 @@ queue_reply(struct msr_req *r)
 	size_t len = 0;
 	enum MHD_Result ret;
 	char idx[24];
+	int cache_set = 0;
 
 	if (r->reply_json != NULL) {
 		body = json_dumps(r->reply_json, JSON_COMPACT);
@@ -918,8 +925,15 @@ queue_reply(struct msr_req *r)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    r->reply_ctype ? r->reply_ctype : "application/json");
-	if (r->extra_header_name == NULL ||
-	    strcasecmp(r->extra_header_name, "Cache-Control") != 0)
+	for (const char *const *h = r->static_headers; h != NULL && h[0] != NULL; h += 2) {
+		MHD_add_response_header(resp, h[0], h[1]);
+		if (strcasecmp(h[0], "Cache-Control") == 0)
+			cache_set = 1;
+	}
+	if (r->extra_header_name != NULL &&
+	    strcasecmp(r->extra_header_name, "Cache-Control") == 0)
+		cache_set = 1;
+	if (!cache_set)
 		MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (r->audit_index >= 0) {
