@@ -218,6 +218,15 @@ START_TEST(live_responses_match_the_document)
 	json_decref(call("GET", "/v1/audit/receipt/{index}", "/v1/audit/receipt/1", NULL, NULL,
 	    401));
 
+	/* disclosure budgets (admin) */
+	json_decref(call("POST", "/v1/budgets/grants", "/v1/budgets/grants", it.admin_key,
+	    "{\"scope\":\"case\",\"org\":\"CA0194200\",\"case_number\":\"HPD-1\","
+	    "\"window\":\"24h\",\"budget\":1000,\"reason\":\"validator\"}", 201));
+	json_decref(call("POST", "/v1/budgets/grants", "/v1/budgets/grants", it.admin_key,
+	    "{\"scope\":\"planet\"}", 400));
+	json_decref(call("POST", "/v1/budgets/grants", "/v1/budgets/grants", k_mfr,
+	    "{\"scope\":\"case\"}", 403));
+
 	/* listings, the caller, tiles */
 	json_decref(call("GET", "/v1/firearms", "/v1/firearms?limit=2", k_mfr, NULL, 200));
 	json_decref(call("GET", "/v1/firearms", "/v1/firearms?limit=x", k_mfr, NULL, 400));
