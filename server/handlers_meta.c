@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "msreg/audit.h"
+#include "msreg/budget.h"
 #include "msreg/db.h"
 #include "msreg/embedded.h"
 #include "msreg/handlers.h"
@@ -38,13 +39,14 @@ msr_h_readyz(struct msr_req *r)
 void
 msr_h_metrics(struct msr_req *r)
 {
-	char extra[4096] = "";
+	char extra[8192] = "";
 	char *text;
 
 	if (r->srv->feed != NULL)
 		msr_feed_metrics(r->srv->feed, extra, sizeof(extra));
 	msr_db_metrics(r->srv->db, extra + strlen(extra), sizeof(extra) - strlen(extra));
 	msr_witness_client_metrics(r->srv->witness, extra, sizeof(extra));
+	msr_budget_metrics(extra, sizeof(extra));
 	text = msr_metrics_render(r->srv->metrics, extra);
 	if (text == NULL) {
 		msr_reply_unavailable(r, "out of memory");

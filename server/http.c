@@ -303,6 +303,7 @@ msr_reply_error(struct msr_req *r, unsigned status, const char *code, json_t *de
 	if (detail != NULL)
 		json_object_set_new(err, "detail", detail);
 	msr_reply_json(r, status, json_pack("{s:o}", "error", err));
+	msr_metrics_refusal(code);
 }
 
 void
@@ -319,6 +320,12 @@ msr_reply_header(struct msr_req *r, const char *name, const char *value)
 	free(r->extra_header_value);
 	r->extra_header_name = strdup(name);
 	r->extra_header_value = strdup(value);
+}
+
+void
+msr_reply_static_headers(struct msr_req *r, const char *const *pairs)
+{
+	r->static_headers = pairs;
 }
 
 void
@@ -894,6 +901,7 @@ queue_reply(struct msr_req *r)
 	size_t len = 0;
 	enum MHD_Result ret;
 	char idx[24];
+	int cache_set = 0;
 
 	if (r->reply_json != NULL) {
 		body = json_dumps(r->reply_json, JSON_COMPACT);
@@ -918,8 +926,15 @@ queue_reply(struct msr_req *r)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    r->reply_ctype ? r->reply_ctype : "application/json");
-	if (r->extra_header_name == NULL ||
-	    strcasecmp(r->extra_header_name, "Cache-Control") != 0)
+	for (const char *const *h = r->static_headers; h != NULL && h[0] != NULL; h += 2) {
+		MHD_add_response_header(resp, h[0], h[1]);
+		if (strcasecmp(h[0], "Cache-Control") == 0)
+			cache_set = 1;
+	}
+	if (r->extra_header_name != NULL &&
+	    strcasecmp(r->extra_header_name, "Cache-Control") == 0)
+		cache_set = 1;
+	if (!cache_set)
 		MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (r->audit_index >= 0) {

@@ -125,6 +125,7 @@ struct msr_req {
 	size_t                   reply_text_len; /* bytes of reply_text; 0 = strlen */
 	const char              *reply_ctype;
 	char                    *extra_header_name, *extra_header_value;
+	const char *const       *static_headers; /* name, value, ..., NULL (static) */
 	/* audit: details the handler adds to its entry (owned object) */
 	json_t                  *audit;
 	int64_t                  audit_index;   /* -1 if not audited */
@@ -171,6 +172,12 @@ void msr_reply_error(struct msr_req *r, unsigned status, const char *code,
 void msr_reply_unavailable(struct msr_req *r, const char *why);
 /* One extra header; a Cache-Control given here replaces the default no-store. */
 void msr_reply_header(struct msr_req *r, const char *name, const char *value);
+/*
+ * More headers for this reply: pairs is name, value, name, value, ..., NULL in
+ * static storage (not copied). A Cache-Control among them replaces the default
+ * "no-store" (the console's assets, handlers_ui.c).
+ */
+void msr_reply_static_headers(struct msr_req *r, const char *const *pairs);
 /*
  * Add key=value (stolen) to this request's audit entry. Bounded centrally:
  * a string longer than MSR_AUDIT_STRING_MAX bytes becomes
