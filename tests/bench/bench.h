@@ -22,12 +22,10 @@
 
 /*
  * Appended to every benchmark's msregd config: rate limits and disclosure
- * budgets off (a benchmark measures the path, not the limits). The config
- * parser refuses unknown keys, so a switch is listed once main has it; when
- * [budget] enabled lands this is the one line to change, to
- *   "[rate]\nenabled = false\n[budget]\nenabled = false\n"
+ * budgets off (a benchmark measures the path, not the limits; the config
+ * parser refuses unknown keys, so a switch is listed once main has it).
  */
-#define BENCH_INI "[rate]\nenabled = false\n"
+#define BENCH_INI "[rate]\nenabled = false\n[budget]\nenabled = false\n"
 
 enum bench_scale { BENCH_SMALL, BENCH_FULL, BENCH_LARGE };
 
