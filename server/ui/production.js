@@ -191,7 +191,7 @@ function firearmsCard(ctx) {
 			const r = (await get('/v1/firearms' + query({ after: pages[pages.length - 1], limit: 20 }))).data;
 			nextAfter = r.next_after;
 			fill(tableBox, r.firearms.length === 0 ? h('p', {}, 'No firearms registered yet.')
-				: table('Your firearms', ['Id', 'Serial', 'Model', 'Type', 'Caliber', 'Manufactured', 'Active codes', ''],
+				: table('Your firearms', ['Id', 'Serial', 'Model', 'Type', 'Caliber', 'Manufactured', 'Active codes', 'Details'],
 					r.firearms.map((f) => [String(f.id), f.serial, f.model, f.type, f.caliber, f.manufactured_on || '',
 						String(f.active_codes),
 						h('button', { type: 'button', class: 'quiet', onclick: () => firearmDetail(ctx, f.id, detail, load) }, `Open ${f.serial}`)])));

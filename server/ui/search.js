@@ -203,7 +203,7 @@ function summary(resp) {
 
 async function caseReport(main, ctx, back) {
 	const s = last;
-	const verdict = h('p', { class: 'verdict pending' }, 'Checking the receipt…');
+	const verdict = h('p', { class: 'verdict pending', role: 'status' }, 'Checking the receipt…');
 	const receiptPre = h('pre', { class: 'receipt' });
 	const details = h('p', {});
 	const readings = s.request.readings.filter((r) => typeof r === 'string').map(parseReading);

@@ -532,6 +532,64 @@ test('key: session only, no Referer, never in a URL, log, error or the page afte
 	await context.close();
 });
 
+// ----------------------------------------------------------- accessibility
+
+// Every visible control has a visible label with text, every table a caption
+// and column headers with text, and the alert region is role=alert.
+async function accessible(page, where) {
+	const bad = await page.evaluate(() => {
+		const out = [];
+		for (const el of document.querySelectorAll('input, select, textarea')) {
+			if (el.type === 'hidden' || el.offsetParent === null)
+				continue;
+			if (![...(el.labels || [])].some((l) => l.offsetParent !== null && l.textContent.trim()))
+				out.push(`unlabelled ${el.outerHTML.slice(0, 80)}`);
+		}
+		for (const b of document.querySelectorAll('button'))
+			if (!b.textContent.trim() && !b.getAttribute('aria-label'))
+				out.push(`a button without a name: ${b.outerHTML.slice(0, 80)}`);
+		for (const t of document.querySelectorAll('table')) {
+			if (!t.caption?.textContent.trim())
+				out.push('a table without a caption');
+			const th = [...t.querySelectorAll('thead th')];
+			if (th.length === 0 || th.some((x) => !x.textContent.trim() || x.getAttribute('scope') !== 'col'))
+				out.push(`a table with an empty or unscoped column header: ${t.caption?.textContent}`);
+		}
+		if (document.getElementById('alert')?.getAttribute('role') !== 'alert')
+			out.push('the alert region is not role=alert');
+		return out;
+	});
+	assert.deepEqual(bad, [], `${where}: accessibility`);
+}
+
+test('accessibility: labels, named buttons, table headers in every view', async () => {
+	for (const [role, ready] of [['investigator', 'Case number'], ['auditor', 'Client'],
+		['manufacturer', 'Count'], ['dealer', 'Serial'], ['admin', 'Name']]) {
+		const { context, page } = await open(`a11y-${role}`);
+		await signIn(page, stage.keys[role], role);
+		await page.getByLabel(ready, { exact: true }).waitFor();
+		await page.waitForFunction(() => !document.querySelector('.tablebox') ||
+			document.querySelector('.tablebox table, .tablebox p'));
+		if (role === 'investigator') {
+			await page.getByLabel('Case number').fill('A11Y-1');
+			await page.getByLabel('Purpose').fill('accessibility');
+			await page.getByLabel('Casing 1').fill(stage.search_code);
+			await page.getByRole('button', { name: 'Search', exact: true }).click();
+			await page.getByRole('table').waitFor();
+			await accessible(page, 'search results');
+			await page.getByRole('button', { name: 'Case report' }).click();
+			await page.getByRole('status').filter({ hasText: 'Receipt verified' }).waitFor();
+		}
+		if (role === 'manufacturer') {
+			await page.getByRole('button', { name: `Open ${stage.search_serial}` }).click();
+			await page.getByRole('heading', { name: `Firearm ${stage.search_serial}` }).waitFor();
+		}
+		await accessible(page, role);
+		clean(`a11y-${role}`);
+		await context.close();
+	}
+});
+
 // ---------------------------------------------------------------- keyboard
 
 test('keyboard: the search flow without a mouse, in a sensible order', async () => {
