@@ -188,8 +188,10 @@ function resultsTable(resp, readings, caption) {
 			f.manufacturer || '', f.model || '', f.serial || '',
 			[f.type, f.caliber].filter(Boolean).join(', '), firstSale(c.first_sale)];
 	});
-	return table(caption, ['Code', 'Mismatches', 'Disagreeing positions', 'Status', 'Component',
-		'Manufacturer', 'Model', 'Serial', 'Type', 'First sale'], rows, { class: 'results' });
+	// in a scrolling box: a long model or serial (written by a manufacturer)
+	// must not push the page off the screen
+	return h('div', { class: 'tablebox' }, table(caption, ['Code', 'Mismatches', 'Disagreeing positions',
+		'Status', 'Component', 'Manufacturer', 'Model', 'Serial', 'Type', 'First sale'], rows, { class: 'results' }));
 }
 
 function summary(resp) {

@@ -149,6 +149,8 @@ test('injection: markup in firearm fields, client name and case number stays tex
 		await page.getByText('Receipt verified').waitFor();
 		await page.getByText(caseNo).first().waitFor();
 		await noInjection(page, 'case report');
+		assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+			'long attacker strings do not push the report off the page');
 		await page.screenshot({ path: join(out, 'redteam-xss-report.png'), fullPage: true });
 		clean('xss-investigator');
 		await context.close();
