@@ -89,6 +89,7 @@ struct msr_http {
 	struct msr_acceptor  *acceptor;      /* plain HTTP: our accept loop (acceptor.c) */
 	char                 *tls_cert, *tls_key;
 	int                   inflight;      /* requests between req_new and on_completed */
+	int                   live;          /* connections the acceptor handed over, open (atomic) */
 	size_t                body_bytes;    /* reserved by bodies in flight (atomic) */
 	struct msr_ratelimit *rate_addr;     /* unauthenticated traffic per source address */
 	double                rate[MSR_RATE_NCLASSES][2];
@@ -1244,6 +1245,9 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 		*socket_context = ct;
 		return;
 	}
+	/* counted by the acceptor when it handed the connection over (its
+	 * invariant 4); with TLS there is no acceptor and nobody reads h->live */
+	__atomic_sub_fetch(&h->live, 1, __ATOMIC_ACQ_REL);
 	ct = *socket_context;
 	if (ct == NULL)
 		return;
@@ -1406,7 +1410,10 @@ msr_http_start(struct msr_server *srv)
 	}
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
 	    (intptr_t)cfg->http_threads, NULL };
+	/* behind the acceptor, which keeps max_connections itself, libmicrohttpd's
+	 * per-worker share of its limit must be unreachable (acceptor.c invariant 4) */
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+	    listen_fd >= 0 ? (intptr_t)cfg->http_max_connections * (cfg->http_threads + 1) :
 	    (intptr_t)cfg->http_max_connections, NULL };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
 	    (intptr_t)cfg->http_connection_timeout, NULL };
@@ -1445,7 +1452,8 @@ msr_http_start(struct msr_server *srv)
 	h->reaper_started = 1;
 	if (listen_fd >= 0) {
 		h->acceptor = msr_acceptor_start(listen_fd, h->mhd, 1000,
-		    (size_t)cfg->http_url_limit, (size_t)cfg->http_header_limit);
+		    (size_t)cfg->http_url_limit, (size_t)cfg->http_header_limit,
+		    cfg->http_max_connections, &h->live);
 		if (h->acceptor == NULL) {
 			log_error("cannot start the accept loop");
 			msr_http_stop(h);

@@ -16,10 +16,14 @@ struct msr_acceptor;
  * Accept on listen_fd (listening, non-blocking; owned from now on) and hand
  * connections to mhd (started with MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC).
  * A connection is examined for at most peek_ms; its first request line may be
- * url_limit bytes, its headers header_limit more. NULL on failure.
+ * url_limit bytes, its headers header_limit more. *live counts the
+ * connections handed to mhd and not yet closed: the acceptor increments it,
+ * the caller decrements it (atomically) when mhd reports one closed; none is
+ * handed over while it is at max_conns. NULL on failure.
  */
 struct msr_acceptor *msr_acceptor_start(int listen_fd, struct MHD_Daemon *mhd, int peek_ms,
-                                        size_t url_limit, size_t header_limit);
+                                        size_t url_limit, size_t header_limit,
+                                        int max_conns, int *live);
 /* Stop accepting (the listening socket is closed), drop pending connections. */
 void msr_acceptor_stop(struct msr_acceptor *a);
 
