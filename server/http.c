@@ -16,6 +16,11 @@
  *     All bodies in flight, with the estimated size of their parsed JSON, fit
  *     in [http] body_memory_limit (h->body_bytes; 503 beyond), and a JSON body
  *     is pre-scanned for depth and number of values before it is parsed.
+ *     Requests on batch routes (a body limit above body_limit_small) hold at
+ *     most large_cap() of it (h->large_bytes), so that bodies announced on
+ *     batch routes and never sent cannot leave single-item routes (a search,
+ *     a sale) without memory; a JSON body whose parse could not fit even an
+ *     idle budget is 413, not 503.
  *  7. A request must arrive whole (headers and body) within
  *     [http] request_timeout of its connection becoming ready (accepted, or
  *     its previous reply finished), however slowly it trickles: the reaper
@@ -91,6 +96,7 @@ struct msr_http {
 	int                   inflight;      /* requests between req_new and on_completed */
 	int                   live;          /* connections the acceptor handed over, open (atomic) */
 	size_t                body_bytes;    /* reserved by bodies in flight (atomic) */
+	size_t                large_bytes;   /* of which by batch routes' requests (atomic) */
 	struct msr_ratelimit *rate_addr;     /* unauthenticated traffic per source address */
 	double                rate[MSR_RATE_NCLASSES][2];
 	/* connections and the reaper (invariant 7) */
@@ -600,15 +606,44 @@ content_type_is_json(const char *ct)
 	return *ct == '\0' || *ct == ';';
 }
 
+/*
+ * What requests on batch routes may hold of the body budget together: three
+ * quarters, and always room for one body of [http] body_limit (invariant 2).
+ */
+static size_t
+large_cap(const struct msr_config *cfg)
+{
+	size_t cap = cfg->http_body_memory_limit / 4 * 3;
+
+	if (cap < cfg->http_body_limit + 1)
+		cap = cfg->http_body_limit + 1;
+	return cap < cfg->http_body_memory_limit ? cap : cfg->http_body_memory_limit;
+}
+
+/* What r may ever hold of the budget. */
+static size_t
+tier_cap(struct msr_req *r)
+{
+	return r->body_large ? large_cap(r->srv->cfg) : r->srv->cfg->http_body_memory_limit;
+}
+
 /* Reserve n bytes of the global body budget for r: 0, or -1 if it is spent. */
 static int
 mem_reserve(struct msr_req *r, size_t n)
 {
 	struct msr_http *h = r->http;
-	size_t total = __atomic_add_fetch(&h->body_bytes, n, __ATOMIC_ACQ_REL);
+	size_t total;
 
+	if (r->body_large &&
+	    __atomic_add_fetch(&h->large_bytes, n, __ATOMIC_ACQ_REL) > large_cap(r->srv->cfg)) {
+		__atomic_sub_fetch(&h->large_bytes, n, __ATOMIC_ACQ_REL);
+		return -1;
+	}
+	total = __atomic_add_fetch(&h->body_bytes, n, __ATOMIC_ACQ_REL);
 	if (total > r->srv->cfg->http_body_memory_limit) {
 		__atomic_sub_fetch(&h->body_bytes, n, __ATOMIC_ACQ_REL);
+		if (r->body_large)
+			__atomic_sub_fetch(&h->large_bytes, n, __ATOMIC_ACQ_REL);
 		return -1;
 	}
 	r->reserved += n;
@@ -621,6 +656,8 @@ mem_release(struct msr_req *r, size_t n)
 	if (n > r->reserved)
 		n = r->reserved;
 	__atomic_sub_fetch(&r->http->body_bytes, n, __ATOMIC_ACQ_REL);
+	if (r->body_large)
+		__atomic_sub_fetch(&r->http->large_bytes, n, __ATOMIC_ACQ_REL);
 	r->reserved -= n;
 }
 
@@ -667,6 +704,15 @@ parse_body(struct msr_req *r)
 		msr_reply_error(r, 413, "body_too_large",
 		    json_pack("{s:i}", "max_values", cfg->http_json_max_values),
 		    "the JSON holds more than %d values", cfg->http_json_max_values);
+		return -1;
+	}
+	if (r->reserved + values * JSON_VALUE_COST > tier_cap(r)) {
+		/* could not be parsed even with the budget to itself: not a retry */
+		size_t room = tier_cap(r) > r->reserved ? tier_cap(r) - r->reserved : 0;
+
+		msr_reply_error(r, 413, "body_too_large",
+		    json_pack("{s:I}", "max_values", (json_int_t)(room / JSON_VALUE_COST)),
+		    "the JSON holds more values than the body memory budget can parse");
 		return -1;
 	}
 	if (mem_reserve(r, values * JSON_VALUE_COST) != 0) {
@@ -1046,6 +1092,7 @@ on_headers(struct msr_req *r)
 	    r->route->body_limit;
 	if (r->body_limit > cfg->http_body_limit)
 		r->body_limit = cfg->http_body_limit;
+	r->body_large = r->body_limit > cfg->http_body_limit_small;
 	if (auth != NULL && r->route->roles == 0 && rate_address(r, 0, 1) != 0)
 		return -1;          /* a public route: the key is not looked at */
 	if (r->route->roles != 0 && authenticate(r) != 0)
