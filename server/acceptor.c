@@ -84,6 +84,8 @@ struct msr_acceptor {
 	int                max_conns;
 	int               *live;            /* handed over, not yet closed (atomic) */
 	uint64_t           paused_until;    /* accept() paused (invariant 7); 0 = not */
+	uint64_t           warned_at;       /* last warning about a pause (one per 10 s) */
+	unsigned long      pauses;          /* since that warning */
 	char              *buf;             /* peek_max + 1 bytes, acceptor thread only */
 	volatile int       stop;
 	pthread_t          thread;
@@ -217,10 +219,17 @@ accept_new(struct msr_acceptor *a)
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
 				/* the socket stays readable: pause (invariant 7) */
-				log_warn("acceptor: accept: %s; pausing %d ms", strerror(errno),
-				    ACCEPT_PAUSE_MS);
+				uint64_t now = msr_now_ns();
+
+				a->pauses++;
+				if (now - a->warned_at > 10000000000ull) {
+					log_warn("acceptor: accept: %s; paused %lu time(s) for %d ms",
+					    strerror(errno), a->pauses, ACCEPT_PAUSE_MS);
+					a->warned_at = now;
+					a->pauses = 0;
+				}
 				epoll_ctl(a->ep, EPOLL_CTL_DEL, a->listen_fd, NULL);
-				a->paused_until = msr_now_ns() + ACCEPT_PAUSE_MS * 1000000ull;
+				a->paused_until = now + ACCEPT_PAUSE_MS * 1000000ull;
 			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 				log_debug("acceptor: accept: %s", strerror(errno));
 			}

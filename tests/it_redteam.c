@@ -18,7 +18,9 @@
  *   - one manufacturer key holding the whole body-memory budget with bodies
  *     announced and never sent (every other client's POST answered 503);
  *   - a JSON body whose parse can never fit the budget answered 503 "retry"
- *     forever instead of 413.
+ *     forever instead of 413;
+ *   - accept() failing for want of descriptors (EMFILE): the acceptor spun on
+ *     a listening socket that stays readable.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -31,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -520,6 +523,73 @@ START_TEST(json_never_fits)
 }
 END_TEST
 
+/* msregd's CPU seconds so far (utime + stime). */
+static double
+cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	/* fields after the name: state is 3rd, utime 14th, stime 15th */
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+	    &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+START_TEST(descriptors_exhausted)
+{
+	enum { N = 120 };
+	struct msr_it lim;
+	struct rlimit old, low;
+	int fd[N], opened = 0;
+	double c0, c1;
+
+	/* msregd with few descriptors: connections beyond them make accept() fail */
+	getrlimit(RLIMIT_NOFILE, &old);
+	low = old;
+	low.rlim_cur = 100;
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+	msr_it_instance(&it, &lim, "emfile", "[http]\nthreads = 2\nrequest_timeout = 60\n"
+	    "connection_timeout = 60\n");
+	setrlimit(RLIMIT_NOFILE, &old);
+	for (int i = 0; i < N; i++) {
+		fd[i] = connect_from(NULL, lim.port);   /* the kernel's backlog takes them */
+		opened += fd[i] >= 0;
+	}
+	sleep_ms(2500);                                  /* past the acceptor's peek */
+	c0 = cpu_s(lim.pid);
+	sleep_ms(2000);
+	c1 = cpu_s(lim.pid);
+	printf("descriptors: %d silent connections to an msregd limited to 100 descriptors: "
+	    "it used %.2f s of CPU in 2 s while accept() failed\n", opened, c1 - c0);
+	ck_assert_double_lt(c1 - c0, 0.3);
+	for (int i = 0; i < N; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
+	/* and it recovers once they are gone */
+	{
+		int ok = 0;
+		for (int i = 0; i < 50 && !ok; i++) {
+			sleep_ms(200);
+			ok = healthz_ok(lim.port);
+		}
+		ck_assert_msg(ok, "msregd did not answer after the descriptors came back");
+	}
+	msr_it_stop(&lim, SIGTERM);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -535,6 +605,7 @@ main(void)
 	tcase_add_test(tc, connection_burst);
 	tcase_add_test(tc, body_hoarding);
 	tcase_add_test(tc, json_never_fits);
+	tcase_add_test(tc, descriptors_exhausted);
 	suite_add_tcase(s, tc);
 	return msr_test_run(s, 1);
 }
