@@ -980,6 +980,24 @@ req_free(struct msr_req *r)
 	free(r);
 }
 
+/*
+ * After a reply on a kept-alive connection: if the client has already shut
+ * down its side, shut down ours so that libmicrohttpd closes the connection.
+ * It would not notice otherwise when the client's FIN came with the request,
+ * before the connection was handed to it (acceptor.c): it reads the request,
+ * then waits for an edge that already passed, and held the connection (and
+ * the address's count) until [http] connection_timeout.
+ */
+static void
+shut_if_peer_gone(struct MHD_Connection *conn)
+{
+	struct conn_track *ct = conn_of(conn);
+	char c;
+
+	if (ct != NULL && recv(ct->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+		shutdown(ct->fd, SHUT_RDWR);
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
@@ -987,7 +1005,6 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct msr_http *h = cls;
 	struct msr_req *r = *con_cls;
 
-	(void)toe;
 	if (r == NULL)
 		return;
 	msr_metrics_observe(h->srv->metrics, r->route_index, r->status,
@@ -995,6 +1012,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	req_free(r);
 	*con_cls = NULL;
 	conn_mark(h, conn, 0);      /* the deadline of the next request starts now */
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		shut_if_peer_gone(conn);
 	__atomic_sub_fetch(&h->inflight, 1, __ATOMIC_RELEASE);
 }
 

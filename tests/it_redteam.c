@@ -10,7 +10,8 @@
  *     per-address count returns to zero and msregd's descriptors come back;
  *   - half a request followed by FIN, which libmicrohttpd never notices and
  *     held for [http] connection_timeout (a client with no state of its own
- *     held a server connection each);
+ *     held a server connection each), and a whole request followed by FIN
+ *     (the same, after the answer: `nc -N` used up its address's limit);
  *   - request heads the acceptor misread: bare LF line ends (held a second),
  *     blank lines before the request line and pipelined requests (both let
  *     libmicrohttpd answer HTML 505), control characters, Expect, HEAD,
@@ -368,6 +369,25 @@ START_TEST(half_closed_partial)
 	    N, before, peak, after);
 	ck_assert_int_le(after, before + 8);
 	ck_assert(healthz_ok(it.port));
+	/* a whole request, then FIN, then the answer read: nc -N, HTTP/1.0 scripts */
+	before = fd_count(it.pid);
+	for (int i = 0; i < N / 2; i++) {
+		static const char full[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+		char resp[1024];
+		int c = connect_from("127.0.0.62", it.port);
+
+		ck_assert_int_ge(c, 0);
+		send_all(c, full, sizeof(full) - 1);
+		shutdown(c, SHUT_WR);
+		recv_resp(c, resp, sizeof(resp), 3000);
+		ck_assert_int_eq(status_of(resp), 200);
+		close(c);
+	}
+	sleep_ms(2000);
+	after = fd_count(it.pid);
+	printf("half-closed: %d whole requests then FIN, answers read: msregd descriptors %d "
+	    "before, %d 2 s after\n", N / 2, before, after);
+	ck_assert_int_le(after, before + 8);
 }
 END_TEST
 
