@@ -5,9 +5,12 @@
 #   deploy/pg.sh start BASE          start it (init first if needed)
 #   deploy/pg.sh stop  BASE          fast shutdown
 #   deploy/pg.sh reset BASE          stop and delete everything under BASE
-#   deploy/pg.sh createdb BASE NAME  create roles msreg_owner/msreg_app and database NAME
+#   deploy/pg.sh createdb BASE NAME  create roles msreg_owner/msreg_app/msreg_schema
+#                                    (NOLOGIN, owns the schema) and database NAME
 #   deploy/pg.sh url BASE NAME [ROLE]  print a libpq URL for ROLE (default msreg_app)
 #   deploy/pg.sh psql BASE NAME ...  psql as the cluster superuser
+#   deploy/pg.sh replica BASE PRIMARY  a hot-standby streaming replica of the cluster
+#                                    under PRIMARY (pg_basebackup -R), started
 #
 # The cluster listens only on a Unix socket in BASE/run (no TCP) and trusts local
 # connections: it is reachable only through that directory. PostgreSQL refuses to
@@ -95,6 +98,9 @@ SELECT 'CREATE ROLE msreg_owner LOGIN'
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'msreg_owner') \gexec
 SELECT 'CREATE ROLE msreg_app LOGIN'
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'msreg_app') \gexec
+SELECT 'CREATE ROLE msreg_schema NOLOGIN'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'msreg_schema') \gexec
+GRANT msreg_schema TO msreg_owner;
 SELECT format('CREATE DATABASE %I OWNER msreg_owner', '$name')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$name') \gexec
 SQL
@@ -107,6 +113,23 @@ url)
 psql)
 	name=${3:?database name}; shift 3
 	psql_su "$name" "$@"
+	;;
+replica)
+	primary=$(cd "${3:?primary BASE}" && pwd)
+	if [ ! -f "$DATA/PG_VERSION" ]; then
+		mkdir -p "$RUN"
+		[ "$(id -u)" -eq 0 ] && chown postgres: "$BASE" "$RUN"
+		# -R writes primary_conninfo and standby.signal; -X stream copies the WAL too
+		as_pg "$PGBIN/pg_basebackup" -D "$DATA" -h "$primary/run" -U "$(superuser)" \
+			-R -X stream -c fast >"$BASE/basebackup.log" 2>&1 || {
+			cat "$BASE/basebackup.log" >&2; exit 1; }
+		cat >>"$DATA/postgresql.conf" <<CONF
+unix_socket_directories = '$RUN'
+shared_buffers = 128MB
+hot_standby = on
+CONF
+	fi
+	do_start
 	;;
 *) echo "pg.sh: unknown command $cmd" >&2; exit 2 ;;
 esac

@@ -21,7 +21,7 @@
 #include "msreg/common.h"
 #include "msreg/log.h"
 
-enum dir_type { T_STR, T_INT, T_SIZE, T_DOUBLE, T_LEVEL, T_BOOL };
+enum dir_type { T_STR, T_INT, T_SIZE, T_DOUBLE, T_LEVEL, T_BOOL, T_LIST };
 
 struct directive {
 	const char   *section;
@@ -48,6 +48,8 @@ static const struct directive directives[] = {
 	D("database", "pool_size", T_INT, db_pool_size, 1, 1000),
 	D("database", "pool_wait_ms", T_INT, db_pool_wait_ms, 1, 600000),
 	D("database", "statement_timeout_ms", T_INT, db_statement_timeout_ms, 0, 3600000),
+	D("database", "read_url", T_STR, db_read_url, 0, 0),
+	D("database", "read_pool_size", T_INT, db_read_pool_size, 0, 1000),
 	D("audit", "origin", T_STR, audit_origin, 0, 0),
 	D("audit", "key_file", T_STR, audit_key_file, 0, 0),
 	D("audit", "batch_wait_us", T_INT, audit_batch_wait_us, 0, 1000000),
@@ -89,6 +91,21 @@ static const struct directive directives[] = {
 	D("rate", "admin_burst", T_DOUBLE, rate_role[MSR_RATE_ADMIN].burst, 1, 1e9),
 	D("rate", "address_per_second", T_DOUBLE, rate_role[MSR_RATE_ADDRESS].per_second, 0, 1e9),
 	D("rate", "address_burst", T_DOUBLE, rate_role[MSR_RATE_ADDRESS].burst, 1, 1e9),
+	D("witness", "witness", T_LIST, witness_witnesses, 0, 0),
+	D("witness", "quorum", T_INT, witness_quorum, 0, 64),
+	D("witness", "interval_ms", T_INT, witness_interval_ms, 10, 3600000),
+	D("witness", "timeout_ms", T_INT, witness_timeout_ms, 10, 600000),
+	D("witness", "max_age_s", T_INT, witness_max_age_s, 1, 86400),
+	D("witness", "policy", T_STR, witness_policy, 0, 0),
+	/* disclosure budgets and the specificity floor (issue 8, server/budget.c) */
+	D("budget", "enabled", T_BOOL, budget_enabled, 0, 1),
+	D("budget", "key_24h", T_INT, budget_limit[0], 1, 100000000),
+	D("budget", "key_30d", T_INT, budget_limit[1], 1, 100000000),
+	D("budget", "case_24h", T_INT, budget_limit[2], 1, 100000000),
+	D("budget", "case_30d", T_INT, budget_limit[3], 1, 100000000),
+	D("budget", "alert_low", T_DOUBLE, budget_alert[0], 0, 1),
+	D("budget", "alert_high", T_DOUBLE, budget_alert[1], 0, 1),
+	D("search", "min_bits", T_DOUBLE, search_min_bits, 0, 80),
 };
 
 struct load_ctx {
@@ -155,6 +172,15 @@ msr_config_defaults(struct msr_config *cfg)
 	cfg->http_json_max_depth = 32;
 	cfg->http_json_max_values = 1000000;
 	cfg->log_level = MSR_LOG_INFO;
+	/* see config.example.ini [budget] and [search] min_bits for the reasoning */
+	cfg->budget_enabled = 1;
+	cfg->budget_limit[0] = 400;
+	cfg->budget_limit[1] = 4000;
+	cfg->budget_limit[2] = 100;
+	cfg->budget_limit[3] = 250;
+	cfg->budget_alert[0] = 0.5;
+	cfg->budget_alert[1] = 0.8;
+	cfg->search_min_bits = 20;
 }
 
 static int
@@ -181,6 +207,18 @@ apply(struct load_ctx *ctx, const struct directive *d, const char *value)
 			    d->section, d->key, value);
 			return -1;
 		}
+		return 0;
+	case T_LIST:	/* a repeatable key: values joined with ", " */
+		if (*(char **)(void *)base != NULL) {
+			char *joined = NULL;
+
+			if (asprintf(&joined, "%s, %s", *(char **)(void *)base, value) < 0)
+				msr_fatal("out of memory");
+			free(*(char **)(void *)base);
+			*(char **)(void *)base = joined;
+			return 0;
+		}
+		set_str((char **)(void *)base, value);
 		return 0;
 	case T_LEVEL:
 		lvl = msr_log_parse_level(value);
@@ -263,6 +301,15 @@ validate(const struct msr_config *cfg, char *err, size_t errlen)
 		    " the largest body could never be accepted");
 		return -1;
 	}
+	if (cfg->budget_limit[0] > cfg->budget_limit[1] ||
+	    cfg->budget_limit[2] > cfg->budget_limit[3]) {
+		snprintf(err, errlen, "[budget] a 24h budget exceeds its 30d budget");
+		return -1;
+	}
+	if (cfg->budget_alert[0] > cfg->budget_alert[1]) {
+		snprintf(err, errlen, "[budget] alert_low exceeds alert_high");
+		return -1;
+	}
 	return key_file_private(cfg->audit_key_file, err, errlen);
 }
 
@@ -341,7 +388,7 @@ void
 msr_config_free(struct msr_config *cfg)
 {
 	for (size_t i = 0; i < MSR_ARRAY_LEN(directives); i++)
-		if (directives[i].type == T_STR)
+		if (directives[i].type == T_STR || directives[i].type == T_LIST)
 			free(*(char **)(void *)((char *)cfg + directives[i].offset));
 	memset(cfg, 0, sizeof(*cfg));
 }

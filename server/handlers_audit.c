@@ -35,6 +35,7 @@
 #include "msreg/merkle.h"
 #include "msreg/note.h"
 #include "msreg/server.h"
+#include "msreg/witness.h"
 
 #define HLEN            MSR_MERKLE_HASH_LEN
 #define ENTRIES_DEFAULT 100
@@ -210,7 +211,10 @@ msr_h_audit_checkpoint(struct msr_req *r)
 		msr_reply_unavailable(r, "no checkpoint has been signed yet");
 		goto done;
 	}
-	text = strdup(PQgetvalue(res, 0, 1));
+	text = msr_witness_client_decorate(r->srv->witness, PQgetvalue(res, 0, 1),
+	    (size_t)PQgetlength(res, 0, 1));	/* with witness cosignatures */
+	if (text == NULL)
+		text = strdup(PQgetvalue(res, 0, 1));
 	if (text == NULL) {
 		msr_reply_unavailable(r, "out of memory");
 		goto done;
@@ -394,7 +398,7 @@ msr_h_audit_receipt(struct msr_req *r)
 	const char *arg = r->capture[0];
 	PGresult *cp = NULL, *entry = NULL;
 	uint64_t index = 0, size;
-	char *text = NULL;
+	char *text = NULL, *cosigned = NULL;
 	size_t len, i;
 
 	for (i = 0; arg != NULL && arg[i] != '\0'; i++) {
@@ -445,6 +449,11 @@ msr_h_audit_receipt(struct msr_req *r)
 	rc->extra_len = (size_t)PQgetlength(entry, 0, 0);
 	rc->note = PQgetvalue(cp, 0, 1);
 	rc->note_len = (size_t)PQgetlength(cp, 0, 1);
+	cosigned = msr_witness_client_decorate(r->srv->witness, rc->note, rc->note_len);
+	if (cosigned != NULL) {		/* with witness cosignatures */
+		rc->note = cosigned;
+		rc->note_len = strlen(cosigned);
+	}
 	if (msr_note_receipt_format(rc, &text, &len) != 0) {
 		msr_reply_unavailable(r, "the receipt could not be formatted");
 		goto done;
@@ -455,4 +464,5 @@ done:
 	PQclear(entry);
 	free(rc);
 	free(s);
+	free(cosigned);
 }

@@ -74,6 +74,7 @@
 #include "msreg/metrics.h"
 #include "msreg/ratelimit.h"
 #include "msreg/server.h"
+#include "msreg/witness.h"
 
 /* Estimated bytes of a parsed JSON value (jansson: json_t, allocator, slot). */
 #define JSON_VALUE_COST 128
@@ -260,6 +261,7 @@ reply_reset(struct msr_req *r)
 	r->reply_json = NULL;
 	free(r->reply_text);
 	r->reply_text = NULL;
+	r->reply_text_len = 0;
 }
 
 void
@@ -278,6 +280,14 @@ msr_reply_text(struct msr_req *r, unsigned status, const char *ctype, char *text
 	r->status = status;
 	r->reply_text = text;
 	r->reply_ctype = ctype;
+}
+
+void
+msr_reply_bytes(struct msr_req *r, unsigned status, const char *ctype, char *data,
+    size_t len)
+{
+	msr_reply_text(r, status, ctype, data);
+	r->reply_text_len = len;
 }
 
 void
@@ -316,6 +326,12 @@ msr_reply_header(struct msr_req *r, const char *name, const char *value)
 	free(r->extra_header_value);
 	r->extra_header_name = strdup(name);
 	r->extra_header_value = strdup(value);
+}
+
+void
+msr_reply_static_headers(struct msr_req *r, const char *const *pairs)
+{
+	r->static_headers = pairs;
 }
 
 void
@@ -373,13 +389,16 @@ msr_req_db(struct msr_req *r)
  * captured (percent-decoding is MHD's: it decodes the URL before we see it).
  */
 static int
-route_match(const char *pattern, const char *path, struct msr_req *r, int capture)
+route_match(const char *pattern, const char *path, struct msr_req *r, int capture,
+    int tail)
 {
 	int nc = 0;
 
 	while (*pattern != '\0' && *path != '\0') {
 		if (pattern[0] == '{' && pattern[1] == '}') {
-			size_t n = strcspn(path, "/");
+			/* MSR_R_PATH_TAIL: a final {} takes the rest of the path */
+			size_t n = tail && pattern[2] == '\0' ? strlen(path) :
+			    strcspn(path, "/");
 			if (n == 0 || nc >= MSR_MAX_CAPTURES)
 				return 0;
 			if (capture)
@@ -406,11 +425,13 @@ route_find(struct msr_req *r, char *allow, size_t allowlen)
 	allow[0] = '\0';
 	for (size_t i = 0; i < msr_routes_len; i++) {
 		const struct msr_route *rt = &msr_routes[i];
-		if (!route_match(rt->pattern, r->path, r, 0))
+		int tail = (rt->flags & MSR_R_PATH_TAIL) != 0;
+
+		if (!route_match(rt->pattern, r->path, r, 0, tail))
 			continue;
 		if (strcmp(rt->method, r->method) == 0 ||
 		    (strcmp(r->method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0)) {
-			route_match(rt->pattern, r->path, r, 1);
+			route_match(rt->pattern, r->path, r, 1, tail);
 			return (int)i;
 		}
 		if (found_path)
@@ -926,6 +947,7 @@ queue_reply(struct msr_req *r)
 	size_t len = 0;
 	enum MHD_Result ret;
 	char idx[24];
+	int cache_set = 0;
 
 	if (r->reply_json != NULL) {
 		body = json_dumps(r->reply_json, JSON_COMPACT);
@@ -940,7 +962,8 @@ queue_reply(struct msr_req *r)
 		r->status = 503;
 		resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	} else {
-		len = r->reply_text ? strlen(r->reply_text) : 0;
+		len = r->reply_text_len > 0 ? r->reply_text_len :
+		    r->reply_text ? strlen(r->reply_text) : 0;
 		resp = MHD_create_response_from_buffer(len, r->reply_text,
 		    MHD_RESPMEM_MUST_FREE);
 		r->reply_text = NULL;
@@ -949,7 +972,16 @@ queue_reply(struct msr_req *r)
 		return MHD_NO;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    r->reply_ctype ? r->reply_ctype : "application/json");
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	for (const char *const *h = r->static_headers; h != NULL && h[0] != NULL; h += 2) {
+		MHD_add_response_header(resp, h[0], h[1]);
+		if (strcasecmp(h[0], "Cache-Control") == 0)
+			cache_set = 1;
+	}
+	if (r->extra_header_name != NULL &&
+	    strcasecmp(r->extra_header_name, "Cache-Control") == 0)
+		cache_set = 1;
+	if (!cache_set)
+		MHD_add_response_header(resp, "Cache-Control", "no-store");
 	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	if (r->audit_index >= 0) {
 		snprintf(idx, sizeof(idx), "%lld", (long long)r->audit_index);
@@ -1120,6 +1152,11 @@ on_headers(struct msr_req *r)
 		goto refused;
 	if (r->authed && rate_key(r) != 0) {
 		r->no_audit = 1;    /* a flood of refusals must not flood the log */
+		goto refused;
+	}
+	if ((r->route->flags & MSR_R_AUDITED) && msr_witness_client_refusing(r->srv->witness)) {
+		r->no_audit = 1;    /* [witness] policy = refuse, quorum missing */
+		msr_reply_unavailable(r, "the audit log lacks its quorum of witness cosignatures");
 		goto refused;
 	}
 	cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,

@@ -46,6 +46,8 @@ const struct msr_route msr_routes[] = {
 	  msr_h_client_revoke, "client.revoke" },
 	{ "POST", "/v1/manufacturers", R(ADMIN), MSR_R_JSON_BODY | MSR_R_AUDITED,
 	  msr_h_manufacturer_create, "manufacturer.create" },
+	{ "POST", "/v1/budgets/grants", R(ADMIN), MSR_R_JSON_BODY | MSR_R_AUDITED,
+	  msr_h_budget_grant, "budget.grant" },
 
 	/* audit log (handlers_audit.c); auditors' reads are audited too */
 	{ "GET", "/v1/audit/checkpoint", 0, 0, msr_h_audit_checkpoint, "audit.checkpoint" },
@@ -58,6 +60,23 @@ const struct msr_route msr_routes[] = {
 	  msr_h_audit_inclusion, "audit.proof.inclusion" },
 	{ "GET", "/v1/audit/receipt/{}", MSR_ROLES_ALL, MSR_R_AUDITED, msr_h_audit_receipt,
 	  "audit.receipt" },
+
+	/* the audit log as tiles, c2sp.org/tlog-tiles (handlers_tiles.c) */
+	{ "GET", "/checkpoint", 0, 0, msr_h_tlog_checkpoint, "tlog.checkpoint" },
+	{ "GET", "/tile/entries/{}", R(AUDITOR), MSR_R_AUDITED | MSR_R_PATH_TAIL,
+	  msr_h_tile_entries, "tlog.entries" },
+	{ "GET", "/tile/{}/{}", 0, MSR_R_PATH_TAIL, msr_h_tile, "tlog.tile" },
+
+	/* reads for the web console and other clients (handlers_console.c) */
+	{ "GET", "/v1/me", MSR_ROLES_ALL, MSR_R_AUDITED, msr_h_me, "client.me" },
+	{ "GET", "/v1/clients", R(ADMIN), MSR_R_AUDITED, msr_h_client_list, "client.list" },
+	{ "GET", "/v1/firearms", R(MANUFACTURER), MSR_R_AUDITED, msr_h_firearm_list,
+	  "firearm.list" },
+
+	/* the web console's static files (handlers_ui.c): public, not audited, not API */
+	{ "GET", "/ui", 0, 0, msr_h_ui_redirect, "ui.redirect" },
+	{ "GET", "/ui/", 0, 0, msr_h_ui_index, "ui.index" },
+	{ "GET", "/ui/{}", 0, 0, msr_h_ui_asset, "ui.asset" },
 };
 
 const size_t msr_routes_len = sizeof(msr_routes) / sizeof(msr_routes[0]);

@@ -37,6 +37,8 @@ struct msr_config {
 	int       db_pool_size;
 	int       db_pool_wait_ms;
 	int       db_statement_timeout_ms;
+	char     *db_read_url;               /* streaming replica for lookups; NULL = none */
+	int       db_read_pool_size;         /* 0 = pool_size */
 	/* [audit] */
 	char     *audit_origin;
 	char     *audit_key_file;
@@ -74,6 +76,21 @@ struct msr_config {
 	int       http_json_max_values;      /* values and keys in one JSON body */
 	/* [log] */
 	int       log_level;
+	/* [witness] (witness_client.c; zero/NULL = the defaults documented there) */
+	char     *witness_witnesses;         /* witness = URL VKEY (repeatable), joined ", " */
+	int       witness_quorum;            /* 0 = every witness */
+	int       witness_interval_ms;
+	int       witness_timeout_ms;
+	int       witness_max_age_s;         /* older cosignatures count as missing */
+	char     *witness_policy;            /* "alert" (default) or "refuse" */
+	/* [budget] disclosure budgets (server/budget.c) */
+	int       budget_enabled;            /* 0: no budget is counted (API.md) */
+	int       budget_limit[4];           /* distinct firearms: key 24h, key 30d,
+	                                        case 24h, case 30d */
+	double    budget_alert[2];           /* alert when a budget's use crosses these
+	                                        fractions (0 = no alert) */
+	/* [search] specificity floor */
+	double    search_min_bits;           /* bits a query must pin down */
 };
 
 /* Fill cfg with defaults. */

@@ -67,6 +67,7 @@ typedef void (*msr_handler)(struct msr_req *r);
 #define MSR_R_JSON_BODY  0x1   /* requires a JSON object body */
 #define MSR_R_AUDITED    0x2   /* authenticated requests get an audit entry */
 #define MSR_R_OPT_AUTH   0x4   /* auth optional (roles apply only if a key is given) */
+#define MSR_R_PATH_TAIL  0x40  /* the pattern's final {} captures the rest of the path */
 
 /* Route body limits (the last column of the route table). */
 #define MSR_BODY_SMALL   0            /* [http] body_limit_small: single-item routes */
@@ -122,8 +123,10 @@ struct msr_req {
 	unsigned                 status;
 	json_t                  *reply_json;    /* owned */
 	char                    *reply_text;    /* owned */
+	size_t                   reply_text_len; /* bytes of reply_text; 0 = strlen */
 	const char              *reply_ctype;
 	char                    *extra_header_name, *extra_header_value;
+	const char *const       *static_headers; /* name, value, ..., NULL (static) */
 	/* audit: details the handler adds to its entry (owned object) */
 	json_t                  *audit;
 	int64_t                  audit_index;   /* -1 if not audited */
@@ -162,10 +165,20 @@ void msr_req_commit(struct msr_req *r);
 /* Replies. json/text are stolen (freed with the request). */
 void msr_reply_json(struct msr_req *r, unsigned status, json_t *json);
 void msr_reply_text(struct msr_req *r, unsigned status, const char *ctype, char *text);
+/* Binary reply: len bytes of data (stolen, len > 0). */
+void msr_reply_bytes(struct msr_req *r, unsigned status, const char *ctype, char *data,
+                     size_t len);
 void msr_reply_error(struct msr_req *r, unsigned status, const char *code,
                      json_t *detail, const char *fmt, ...) MSR_PRINTF(5, 6);
 void msr_reply_unavailable(struct msr_req *r, const char *why);
+/* One extra header; a Cache-Control given here replaces the default no-store. */
 void msr_reply_header(struct msr_req *r, const char *name, const char *value);
+/*
+ * More headers for this reply: pairs is name, value, name, value, ..., NULL in
+ * static storage (not copied). A Cache-Control among them replaces the default
+ * "no-store" (the console's assets, handlers_ui.c).
+ */
+void msr_reply_static_headers(struct msr_req *r, const char *const *pairs);
 /*
  * Add key=value (stolen) to this request's audit entry. Bounded centrally:
  * a string longer than MSR_AUDIT_STRING_MAX bytes becomes
