@@ -35,6 +35,9 @@
  *     takes it; a burst over the limit left the worker deadlocked on its own
  *     mutex for good — every worker, after a few thousand connections.) A
  *     connection kept waiting for room past peek_ms is answered a JSON 503.
+ *     (One that libmicrohttpd drops for want of memory before notifying us
+ *     would stay counted: the count errs towards refusing, never towards
+ *     overfilling a worker.)
  *  5. When the table is full, the oldest pending connection makes room (it is
  *     handed over, or answered 503 if there is no room), so a flood of silent
  *     connections never leaves newer ones unexamined.
