@@ -17,9 +17,14 @@
  * answers of its own.
  *
  * Invariants:
- *  1. A connection is held here at most peek_ms and at most PENDING_MAX at a
- *     time; after that it is handed over unexamined (so a slow client costs
- *     the acceptor nothing, and the daemon's own deadlines apply to it).
+ *  1. At most PENDING_MAX connections are held here, and at most
+ *     per_address from one source address (IPv4 address, IPv6 /64; more are
+ *     closed at once). After peek_ms a connection whose request line has
+ *     arrived is handed over even if its headers have not (a slow client
+ *     costs the acceptor nothing, and the daemon's own deadlines apply to
+ *     it); one whose request line has not arrived stays until it does, or is
+ *     closed at deadline_ms — handing it over would let libmicrohttpd answer
+ *     a late "HTTP/2.0" with its HTML 505.
  *  2. Only the requests in a connection's first bytes are examined (the
  *     first, and those pipelined behind it in the same peek): a later request
  *     on a kept-alive connection with a bad version still gets
@@ -39,8 +44,9 @@
  *     would stay counted: the count errs towards refusing, never towards
  *     overfilling a worker.)
  *  5. When the table is full, the oldest pending connection makes room (it is
- *     handed over, or answered 503 if there is no room), so a flood of silent
- *     connections never leaves newer ones unexamined.
+ *     handed over if its request line is in, or answered 503 if there is no
+ *     room in the daemon, or closed if it has sent no request line), so a
+ *     flood of silent connections never leaves newer ones unexamined.
  *  6. A peer that closed its side before its first request was complete is
  *     dropped here: libmicrohttpd would not notice the close (it reads the
  *     bytes, then waits for an edge that already passed) and would hold the
@@ -59,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -74,6 +81,7 @@ struct pending {
 	int                     fd;          /* -1 = free slot */
 	int                     examined;    /* passed: waits only for room in the daemon */
 	int                     peer_closed; /* the peer shut down its side */
+	int                     line_done;   /* its request line has arrived (and is valid) */
 	uint64_t                since_ns;
 	struct sockaddr_storage addr;
 	socklen_t               addrlen;
@@ -82,9 +90,9 @@ struct pending {
 struct msr_acceptor {
 	int                listen_fd, ep;
 	struct MHD_Daemon *mhd;
-	uint64_t           peek_ns;
+	uint64_t           peek_ns, deadline_ns;
 	size_t             url_limit, peek_max;
-	int                max_conns;
+	int                max_conns, per_address;
 	int               *live;            /* handed over, not yet closed (atomic) */
 	uint64_t           paused_until;    /* accept() paused (invariant 7); 0 = not */
 	uint64_t           warned_at;       /* last warning about a pause (one per 10 s) */
@@ -191,8 +199,10 @@ examine(struct msr_acceptor *a, struct pending *p)
 		refuse(a, p, &r);
 		return -1;
 	}
-	if (v == MSR_HEAD_WAIT)
+	if (v == MSR_HEAD_WAIT) {
+		p->line_done = msr_reqhead_line_complete(a->buf, (size_t)n);
 		return p->peer_closed ? -2 : 0;     /* invariant 6 */
+	}
 	return 1;
 }
 
@@ -208,12 +218,28 @@ forward(struct msr_acceptor *a, struct pending *p, int timed_out)
 		p->examined = 1;
 }
 
+/* The same source for per-address counting: IPv4 address, IPv6 /64. */
+static int
+same_address(const struct sockaddr_storage *x, const struct sockaddr_storage *y)
+{
+	if (x->ss_family != y->ss_family)
+		return 0;
+	if (x->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)x)->sin_addr.s_addr ==
+		    ((const struct sockaddr_in *)(const void *)y)->sin_addr.s_addr;
+	if (x->ss_family == AF_INET6)
+		return memcmp(((const struct sockaddr_in6 *)(const void *)x)->sin6_addr.s6_addr,
+		    ((const struct sockaddr_in6 *)(const void *)y)->sin6_addr.s6_addr, 8) == 0;
+	return 0;
+}
+
 static void
 accept_new(struct msr_acceptor *a)
 {
 	for (;;) {
 		struct pending tmp, *p = NULL, *oldest = NULL;
 		struct epoll_event ev;
+		int same;
 
 		tmp.addrlen = sizeof(tmp.addr);
 		tmp.fd = accept4(a->listen_fd, (struct sockaddr *)&tmp.addr, &tmp.addrlen,
@@ -239,16 +265,28 @@ accept_new(struct msr_acceptor *a)
 			return;
 		}
 		tmp.since_ns = msr_now_ns();
-		tmp.examined = tmp.peer_closed = 0;
-		for (size_t i = 0; i < PENDING_MAX && p == NULL; i++) {
-			if (a->p[i].fd < 0)
-				p = &a->p[i];
-			else if (oldest == NULL || a->p[i].since_ns < oldest->since_ns)
+		tmp.examined = tmp.peer_closed = tmp.line_done = 0;
+		same = 0;
+		for (size_t i = 0; i < PENDING_MAX; i++) {
+			if (a->p[i].fd < 0) {
+				if (p == NULL)
+					p = &a->p[i];
+				continue;
+			}
+			same += same_address(&a->p[i].addr, &tmp.addr);
+			if (oldest == NULL || a->p[i].since_ns < oldest->since_ns)
 				oldest = &a->p[i];
+		}
+		if (a->per_address > 0 && same >= a->per_address) {
+			close(tmp.fd);                /* invariant 1 */
+			continue;
 		}
 		if (p == NULL) {
 			/* full: the oldest makes room (invariant 5) */
-			forward(a, oldest, 1);
+			if (oldest->examined || oldest->line_done)
+				forward(a, oldest, 1);
+			else
+				drop(a, oldest);
 			p = oldest;
 		}
 		*p = tmp;
@@ -306,18 +344,23 @@ acceptor_main(void *arg)
 
 			if (p->fd < 0)
 				continue;
-			if (now - p->since_ns > a->peek_ns)
-				forward(a, p, 1);
-			else if (p->examined && has_room(a))
+			if (now - p->since_ns > a->peek_ns) {
+				/* invariant 1 */
+				if (p->examined || p->line_done)
+					forward(a, p, 1);
+				else if (now - p->since_ns > a->deadline_ns)
+					drop(a, p);
+			} else if (p->examined && has_room(a)) {
 				hand_over(a, p);
+			}
 		}
 	}
 	return NULL;
 }
 
 struct msr_acceptor *
-msr_acceptor_start(int listen_fd, struct MHD_Daemon *mhd, int peek_ms, size_t url_limit,
-    size_t header_limit, int max_conns, int *live)
+msr_acceptor_start(int listen_fd, struct MHD_Daemon *mhd, const struct msr_acceptor_limits *lim,
+    int *live)
 {
 	struct msr_acceptor *a = calloc(1, sizeof(*a));
 	struct epoll_event ev;
@@ -326,10 +369,12 @@ msr_acceptor_start(int listen_fd, struct MHD_Daemon *mhd, int peek_ms, size_t ur
 		return NULL;
 	a->listen_fd = listen_fd;
 	a->mhd = mhd;
-	a->peek_ns = (uint64_t)peek_ms * 1000000u;
-	a->url_limit = url_limit;
-	a->peek_max = url_limit + header_limit + 1024;
-	a->max_conns = max_conns;
+	a->peek_ns = (uint64_t)lim->peek_ms * 1000000u;
+	a->deadline_ns = (uint64_t)lim->deadline_ms * 1000000u;
+	a->url_limit = lim->url_limit;
+	a->peek_max = lim->url_limit + lim->header_limit + 1024;
+	a->max_conns = lim->max_conns;
+	a->per_address = lim->per_address;
 	a->live = live;
 	a->buf = malloc(a->peek_max + 1);
 	if (a->buf == NULL) {

@@ -1554,9 +1554,16 @@ msr_http_start(struct msr_server *srv)
 	}
 	h->reaper_started = 1;
 	if (listen_fd >= 0) {
-		h->acceptor = msr_acceptor_start(listen_fd, h->mhd, 1000,
-		    (size_t)cfg->http_url_limit, (size_t)cfg->http_header_limit,
-		    cfg->http_max_connections, &h->live);
+		struct msr_acceptor_limits lim = {
+			.peek_ms = 1000,
+			.deadline_ms = cfg->http_request_timeout * 1000,
+			.url_limit = (size_t)cfg->http_url_limit,
+			.header_limit = (size_t)cfg->http_header_limit,
+			.max_conns = cfg->http_max_connections,
+			.per_address = cfg->http_per_address_connections,
+		};
+
+		h->acceptor = msr_acceptor_start(listen_fd, h->mhd, &lim, &h->live);
 		if (h->acceptor == NULL) {
 			log_error("cannot start the accept loop");
 			msr_http_stop(h);

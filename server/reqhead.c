@@ -101,6 +101,15 @@ check_request_line(const char *p, const char *e, struct msr_head_refusal *out)
  * following request starts, or NULL if that cannot be known from the bytes
  * seen (a chunked or unknown body, or one that extends past end).
  */
+/* Past the blank lines that may precede a request line. */
+static const char *
+skip_blank_lines(const char *p, const char *end)
+{
+	while (p < end && (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')))
+		p += *p == '\n' ? 1 : 2;
+	return p;
+}
+
 static enum one_result
 examine_one(const char *p, const char *end, int full, size_t url_limit,
     struct msr_head_refusal *out, const char **next)
@@ -111,9 +120,7 @@ examine_one(const char *p, const char *end, int full, size_t url_limit,
 	int framed = 1;                /* the body's length is known */
 
 	*next = NULL;
-	/* blank lines before the request line */
-	while (p < end && (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')))
-		p += *p == '\n' ? 1 : 2;
+	p = skip_blank_lines(p, end);       /* before the request line */
 	if (p == end || (*p == '\r' && p + 1 == end)) {
 		if (full)
 			return bad_request(out, "no request line");
@@ -201,4 +208,12 @@ msr_reqhead_examine(const char *buf, size_t n, int full, size_t url_limit,
 		p = next;
 	}
 	return MSR_HEAD_PASS;
+}
+
+int
+msr_reqhead_line_complete(const char *buf, size_t n)
+{
+	const char *p = skip_blank_lines(buf, buf + n);
+
+	return p < buf + n && memchr(p, '\n', (size_t)(buf + n - p)) != NULL;
 }

@@ -187,6 +187,16 @@ START_TEST(limits)
 }
 END_TEST
 
+START_TEST(line_complete)
+{
+	ck_assert_int_eq(msr_reqhead_line_complete("", 0), 0);
+	ck_assert_int_eq(msr_reqhead_line_complete("\r\n\r\n", 4), 0);
+	ck_assert_int_eq(msr_reqhead_line_complete("GET / HT", 8), 0);
+	ck_assert_int_eq(msr_reqhead_line_complete("GET / HTTP/1.1\r\n", 16), 1);
+	ck_assert_int_eq(msr_reqhead_line_complete("\r\nGET / HTTP/1.1\n", 17), 1);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -196,6 +206,7 @@ main(void)
 	tcase_add_test(tc, table);
 	tcase_add_test(tc, prefixes);
 	tcase_add_test(tc, limits);
+	tcase_add_test(tc, line_complete);
 	suite_add_tcase(s, tc);
 	return msr_test_run(s, 0);
 }

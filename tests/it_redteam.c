@@ -13,9 +13,10 @@
  *     held a server connection each), and a whole request followed by FIN
  *     (the same, after the answer: `nc -N` used up its address's limit);
  *   - request heads the acceptor misread: bare LF line ends (held a second),
- *     blank lines before the request line and pipelined requests (both let
- *     libmicrohttpd answer HTML 505), control characters, Expect, HEAD,
- *     absolute-form targets;
+ *     blank lines before the request line, pipelined requests and a request
+ *     line sent after the acceptor's one-second peek (all let libmicrohttpd
+ *     answer HTML 505), control characters, Expect, HEAD, absolute-form
+ *     targets;
  *   - one manufacturer key holding the whole body-memory budget with bodies
  *     announced and never sent (every other client's POST answered 503);
  *   - a JSON body whose parse can never fit the budget answered 503 "retry"
@@ -610,6 +611,45 @@ START_TEST(descriptors_exhausted)
 }
 END_TEST
 
+START_TEST(slow_request_line)
+{
+	static char resp[4096];
+	static const char line[] = "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n";
+	char code[64];
+
+	/* nothing for 1.5 s (past the acceptor's peek), then a version msregd refuses */
+	for (int split = 0; split < 2; split++) {
+		int c = connect_from(NULL, it.port);
+
+		ck_assert_int_ge(c, 0);
+		if (split)
+			send_all(c, line, 8);
+		sleep_ms(1500);
+		send_all(c, line + (split ? 8 : 0), sizeof(line) - 1 - (split ? 8 : 0));
+		recv_resp(c, resp, sizeof(resp), 5000);
+		close(c);
+		error_code_of(resp, code, sizeof(code));
+		printf("slow request line (%s): HTTP/2.0 after 1.5 s answered %ld %s\n",
+		    split ? "8 bytes first" : "silent first", status_of(resp), code);
+		ck_assert_int_eq(status_of(resp), 400);
+		ck_assert_str_eq(code, "unsupported_http_version");
+	}
+	/* a slow header after a whole request line is the daemon's (and still answered) */
+	{
+		int c = connect_from(NULL, it.port);
+		static const char part1[] = "GET /healthz HTTP/1.1\r\nHo";
+		static const char part2[] = "st: x\r\nConnection: close\r\n\r\n";
+
+		send_all(c, part1, sizeof(part1) - 1);
+		sleep_ms(1500);
+		send_all(c, part2, sizeof(part2) - 1);
+		recv_resp(c, resp, sizeof(resp), 5000);
+		close(c);
+		ck_assert_int_eq(status_of(resp), 200);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -621,6 +661,7 @@ main(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, head_quirks);
 	tcase_add_test(tc, half_closed_partial);
+	tcase_add_test(tc, slow_request_line);
 	tcase_add_test(tc, connection_churn);
 	tcase_add_test(tc, connection_burst);
 	tcase_add_test(tc, body_hoarding);

@@ -30,4 +30,11 @@ struct msr_head_refusal {
 enum msr_head_verdict msr_reqhead_examine(const char *buf, size_t n, int full,
                                           size_t url_limit, struct msr_head_refusal *out);
 
+/*
+ * Whether buf[0..n) holds the first request's whole request line (after any
+ * blank lines). When msr_reqhead_examine() says wait and this says yes, the
+ * request line was valid and only headers are missing.
+ */
+int msr_reqhead_line_complete(const char *buf, size_t n);
+
 #endif
