@@ -10,6 +10,8 @@
  *   - a refusal has status 400, 414 or 431, a known code, and a message of
  *     plain ASCII that needs no JSON escaping: the answer the acceptor builds
  *     from it parses as JSON with that code;
+ *   - a request passed or refused for its version has a whole request line
+ *     (msr_reqhead_line_complete agrees with the examiner);
  *   - a cut of the input (at a length drawn from it) that is refused gives
  *     the whole input the same refusal, and a cut that passes never leaves
  *     the whole waiting: more bytes never take a decision back.
@@ -73,6 +75,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(v != MSR_HEAD_WAIT);
 	if (v == MSR_HEAD_REFUSE)
 		check_refusal(&r);
+	if (v == MSR_HEAD_PASS ||
+	    (v == MSR_HEAD_REFUSE && strcmp(r.code, "unsupported_http_version") == 0))
+		CHECK(msr_reqhead_line_complete(buf, size));
 	if (size < 2)
 		return 0;
 	/* a cut: more bytes never take a decision back */
