@@ -69,6 +69,7 @@
 #include "msreg/db.h"
 #include "msreg/log.h"
 #include "msreg/merkle.h"
+#include "msreg/metrics.h"
 #include "msreg/note.h"
 
 #define HLEN            MSR_MERKLE_HASH_LEN
@@ -1042,7 +1043,7 @@ sequencer_main(void *arg)
 {
 	struct msr_audit *a = arg;
 	struct timespec ts;
-	uint64_t until;
+	uint64_t until, batch_t0;
 	int rc;
 
 	pthread_mutex_lock(&a->lock);
@@ -1081,7 +1082,10 @@ sequencer_main(void *arg)
 			continue;
 		take_batch(a);
 		pthread_mutex_unlock(&a->lock);
+		batch_t0 = now_ns();
 		rc = a->ninflight > 0 ? run_batch(a) : 0;
+		if (rc == 0 && a->ninflight > 0)
+			msr_metrics_audit_batch(a->ninflight, now_ns() - batch_t0);
 		pthread_mutex_lock(&a->lock);
 		for (size_t i = 0; i < a->ninflight; i++) {
 			struct waiter *w = a->inflight[i];
