@@ -1322,51 +1322,6 @@ give_up:
 	return 1;
 }
 
-/*
- * The full path's parse, as the middleware's parse_body does for routes with
- * MSR_R_JSON_BODY (this route parses its own body, see above): the same
- * pre-scan bounds and errors, then jansson. 0 with r->json an object, or -1
- * after replying. (parse_body also charges the tree to the global body-memory
- * budget; that function is static in http.c, so this copy cannot: the tree
- * stays bounded by [http] json_max_values.)
- */
-static int
-batch_json(struct msr_req *r)
-{
-	const struct msr_config *cfg = r->srv->cfg;
-	json_error_t jerr;
-	size_t values;
-	int depth;
-
-	msr_json_prescan(r->body ? r->body : "", r->body_len, &values, &depth);
-	if (depth > cfg->http_json_max_depth) {
-		msr_reply_error(r, 400, "invalid_json",
-		    json_pack("{s:i}", "max_depth", cfg->http_json_max_depth),
-		    "the JSON nests deeper than %d levels", cfg->http_json_max_depth);
-		return -1;
-	}
-	if (values > (size_t)cfg->http_json_max_values) {
-		msr_reply_error(r, 413, "body_too_large",
-		    json_pack("{s:i}", "max_values", cfg->http_json_max_values),
-		    "the JSON holds more than %d values", cfg->http_json_max_values);
-		return -1;
-	}
-	r->json = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES,
-	    &jerr);
-	if (r->json == NULL) {
-		msr_reply_error(r, 400, "invalid_json",
-		    json_pack("{s:i, s:i}", "line", jerr.line, "column", jerr.column),
-		    "malformed JSON: %s", jerr.text);
-		return -1;
-	}
-	if (!json_is_object(r->json)) {
-		msr_reply_error(r, 400, "invalid_json", NULL,
-		    "the request body must be a JSON object");
-		return -1;
-	}
-	return 0;
-}
-
 /* The middleware's Content-Type rule for JSON bodies. */
 static int
 batch_content_type_ok(struct msr_req *r)
@@ -1414,7 +1369,7 @@ msr_h_firearm_batch(struct msr_req *r)
 		msr_audit_note(r, "submitted", json_integer((json_int_t)g.nitems));
 		goto store;
 	}
-	if (batch_json(r) != 0 || caller_manufacturer(r, &g.manufacturer) != 0 ||
+	if (msr_req_parse_json(r) != 0 || caller_manufacturer(r, &g.manufacturer) != 0 ||
 	    msr_jv_known_keys(r, r->json, keys) != 0)
 		goto done;
 	list = json_object_get(r->json, "firearms");

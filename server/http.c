@@ -699,8 +699,8 @@ reply_too_large(struct msr_req *r)
 	    "the request body exceeds %zu bytes", r->body_limit);
 }
 
-static int
-parse_body(struct msr_req *r)
+int
+msr_req_parse_json(struct msr_req *r)
 {
 	const struct msr_config *cfg = r->srv->cfg;
 	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
@@ -929,7 +929,7 @@ dispatch(struct msr_req *r)
 		reply_busy(r);
 		goto done;
 	}
-	if ((rt->flags & MSR_R_JSON_BODY) && parse_body(r) != 0)
+	if ((rt->flags & MSR_R_JSON_BODY) && msr_req_parse_json(r) != 0)
 		goto done;
 	rt->handler(r);
 	if (r->status == 0) {

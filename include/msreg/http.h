@@ -161,6 +161,14 @@ int msr_req_begin(struct msr_req *r);
  * the handler's reply if either step fails. Call it last, after the reply.
  */
 void msr_req_commit(struct msr_req *r);
+/*
+ * Parse the request body as a JSON object into r->json, as the middleware does
+ * for MSR_R_JSON_BODY routes: Content-Type, the pre-scan bounds (depth,
+ * values), the tree charged to the global body-memory budget, then jansson.
+ * 0, or -1 after replying 400/413/415/503. For routes that parse their own
+ * body and fall back to a tree (the batch route).
+ */
+int msr_req_parse_json(struct msr_req *r);
 
 /* Replies. json/text are stolen (freed with the request). */
 void msr_reply_json(struct msr_req *r, unsigned status, json_t *json);
