@@ -1,310 +1,905 @@
 /*
- * audit_verify.c — independent verification of the audit log: database mode,
- * HTTP mode, offline receipts, and the `msreg audit` command.
+ * audit_store.c — every SQL statement on the audit tables (see audit_store.h).
  *
- * Formats
- *   RFC 9162 2.1.1 hashing (leaf SHA-256(0x00||entry), node SHA-256(0x01||l||r));
- *   checkpoints are c2sp.org/tlog-checkpoint bodies in c2sp.org/signed-note
- *   notes (Ed25519); receipts are c2sp.org/tlog-proof@v1 ("extra" carries the
- *   exact entry bytes, see audit.h/handlers_audit.c).
+ * Tables (sql/001_schema.sql, sql/020_audit_pending.sql): audit_entries(idx,
+ * leaf = exact entry bytes, client_id), audit_hashes(level, idx, hash) for every
+ * COMPLETE subtree, audit_tree_state (one row per batch), audit_checkpoints (one
+ * signed note per batch), audit_pending (write intents not yet resolved).
  *
- * Database mode streams one query with binary COPY:
- *   COPY (SELECT e.idx, e.leaf, h.hash FROM audit_entries e LEFT JOIN
- *         audit_hashes h ON h.level = 0 AND h.idx = e.idx ORDER BY e.idx)
- *   TO STDOUT (FORMAT binary)
- * inside a REPEATABLE READ READ ONLY transaction that first loaded every
- * checkpoint, so entries, hashes and checkpoints are one consistent snapshot
- * even while msregd appends. PostgreSQL produces rows on one core while this
- * process hashes on the other.
- *
- * Invariants (what "verified" means)
- *   1. Entries are exactly 0 .. N-1 with N the newest checkpoint's size; no gap,
- *      nothing beyond N. The first missing or extra index is reported.
- *   2. Every entry's recomputed leaf hash equals its stored level-0 node.
- *   3. At every checkpoint size S the root recomputed from the entries equals
- *      the checkpoint root, and the checkpoint's signature and body are good. As
- *      all roots come from one leaf sequence, each checkpoint is consistent with
- *      the next (RFC 9162 2.1.4) by construction.
- *   4. The newest root computed from the stored complete subtrees (what proofs
- *      are served from) equals the signed root.
+ * Invariants
+ *   1. One implementation per statement; a statement that may run on a pooled
+ *      connection (prepared, struct msr_db_conn) or on a standalone one (the
+ *      verifier's PGconn) is built once and sent by either transport.
+ *   2. A result that is not a success is MSR_AS_IO, whatever the reason (down,
+ *      statement timeout, lock timeout, cancelled): the caller retries. Only a
+ *      successful answer whose content is missing or malformed is
+ *      MSR_AS_CORRUPT.
+ *   3. The batch store is guarded: every row it writes is written only if the
+ *      newest tree state is still the one the batch was computed on, so a
+ *      batch computed on a stale frontier stores nothing and says so.
+ *   4. Pipelines are drained to their sync point or the connection is marked
+ *      broken (never half a pipeline on a reused connection).
  */
 #include "msreg/common.h"
-#include "msreg/audit_verify.h"
+#include "msreg/audit_store.h"
 
-#include <curl/curl.h>
-#include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <jansson.h>
-#include <openssl/evp.h>
-#include <pthread.h>
 #include <sodium.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "msreg/audit.h"
-#include "msreg/cli.h"
-#include "msreg/config.h"
 #include "msreg/db.h"
 #include "msreg/log.h"
-#include "msreg/merkle.h"
 #include "msreg/note.h"
 
-#define HLEN MSR_MERKLE_HASH_LEN
-#define PAGE 1000
+#define HLEN            MSR_MERKLE_HASH_LEN
+#define AUDIT_LOCK_KEY  "7239017265103447401"   /* advisory lock: "msregaud" */
 
+#define OID_INT2   21
+#define OID_INT8   20
+#define OID_BYTEA  17
+
+/* --- statements ------------------------------------------------------------------ */
+
+static const struct msr_db_stmt s_head = {
+	"audit_head",
+	"SELECT s.tree_size, s.root, c.note FROM"
+	" (SELECT tree_size, root FROM audit_tree_state ORDER BY tree_size DESC LIMIT 1) s"
+	" LEFT JOIN audit_checkpoints c ON c.tree_size = s.tree_size", 0 };
+static const struct msr_db_stmt s_nodes = {
+	"audit_nodes",
+	"SELECT h.level, h.idx, h.hash FROM audit_hashes h"
+	" JOIN unnest($1::smallint[], $2::bigint[]) AS u(level, idx)"
+	" ON h.level = u.level AND h.idx = u.idx", 2 };
+static const struct msr_db_stmt s_count_from = {
+	"audit_count_from",
+	"SELECT count(*) FROM audit_entries WHERE idx >= $1::bigint", 1 };
+static const struct msr_db_stmt s_tail = {
+	"audit_tail",
+	"SELECT e.idx, e.leaf, h.hash FROM audit_entries e"
+	" LEFT JOIN audit_hashes h ON h.level = 0 AND h.idx = e.idx"
+	" WHERE e.idx >= $1::bigint AND e.idx < $2::bigint ORDER BY e.idx", 2 };
+static const struct msr_db_stmt s_entries = {
+	"audit_entries_page",
+	"SELECT idx, leaf, client_id FROM audit_entries WHERE idx >= $1::bigint"
+	" ORDER BY idx LIMIT $2::bigint", 2 };
+/* The sequencer's own statements, prepared on its connection for pipelines. */
+static const struct msr_db_stmt s_lock = {
+	"audit_seq_lock", "SELECT pg_advisory_xact_lock($1::bigint)", 1 };
+static const struct msr_db_stmt s_scan = {
+	"audit_seq_scan",
+	"SELECT idx FROM audit_pending"
+	" WHERE idx = ANY($2::bigint[])"
+	"    OR created_at < now() - $1::integer * interval '1 millisecond'"
+	" ORDER BY idx LIMIT $3::integer FOR UPDATE SKIP LOCKED", 3 };
+static const struct msr_db_stmt s_store = {
+	"audit_seq_store",
+	"WITH head AS (SELECT tree_size, root FROM audit_tree_state"
+	"   ORDER BY tree_size DESC LIMIT 1),"
+	" ok AS (SELECT 1 FROM head WHERE tree_size = $11::bigint AND root = $12::bytea"
+	"   UNION ALL SELECT 1 WHERE $11::bigint = -1 AND NOT EXISTS (SELECT 1 FROM head)),"
+	" e AS (INSERT INTO audit_entries (idx, leaf, client_id)"
+	"   SELECT u.* FROM unnest($1::bigint[], $2::bytea[], $3::bigint[]) u"
+	"   WHERE EXISTS (SELECT 1 FROM ok)),"
+	" h AS (INSERT INTO audit_hashes (level, idx, hash)"
+	"   SELECT u.* FROM unnest($4::smallint[], $5::bigint[], $6::bytea[]) u"
+	"   WHERE EXISTS (SELECT 1 FROM ok)),"
+	" s AS (INSERT INTO audit_tree_state (tree_size, root, batch_size)"
+	"   SELECT $7::bigint, $8::bytea, $9::integer WHERE EXISTS (SELECT 1 FROM ok)),"
+	" c AS (INSERT INTO audit_checkpoints (tree_size, root, note)"
+	"   SELECT $7::bigint, $8::bytea, $10::text WHERE EXISTS (SELECT 1 FROM ok)),"
+	" p AS (INSERT INTO audit_pending (idx)"
+	"   SELECT unnest($13::bigint[]) WHERE EXISTS (SELECT 1 FROM ok)),"
+	" v AS (DELETE FROM audit_pending WHERE idx = ANY($14::bigint[])"
+	"   AND EXISTS (SELECT 1 FROM ok))"
+	" SELECT count(*) FROM ok", 14 };
+static const struct msr_db_stmt s_write_done = {
+	"audit_write_done", "SELECT audit_write_done($1::bigint)", 1 };
+
+/* Verifier (standalone connection, one snapshot). */
 static const char copy_sql[] =
 	"COPY (SELECT e.idx, e.leaf, h.hash FROM audit_entries e"
 	" LEFT JOIN audit_hashes h ON h.level = 0 AND h.idx = e.idx ORDER BY e.idx)"
 	" TO STDOUT (FORMAT binary)";
 static const char checkpoints_sql[] =
 	"SELECT tree_size, root, note FROM audit_checkpoints ORDER BY tree_size";
-static const char head_sql[] =
-	"SELECT tree_size, root FROM audit_tree_state ORDER BY tree_size DESC LIMIT 1";
-static const char nodes_sql[] =
-	"SELECT h.level, h.idx, h.hash FROM audit_hashes h"
-	" JOIN unnest($1::smallint[], $2::bigint[]) AS u(level, idx)"
-	" ON h.level = u.level AND h.idx = u.idx";
 
-static void MSR_PRINTF(3, 4)
-fail(struct msr_audit_report *rep, int64_t bad, const char *fmt, ...)
+/* --- one statement, two transports ------------------------------------------------- */
+
+/* Run s on the pooled connection c (prepared) or, when c is NULL, on raw. */
+static PGresult *
+run(struct msr_db_conn *c, PGconn *raw, const struct msr_db_stmt *s,
+    const char *const *vals, const int *lens, const int *fmts, int binary)
 {
-	va_list ap;
+	if (c != NULL)
+		return msr_db_exec_params(c, s, vals, lens, fmts, binary);
+	return PQexecParams(raw, s->sql, s->nparams, NULL, vals, lens, fmts, binary);
+}
 
-	if (rep->message[0] != '\0')
-		return;		/* keep the first problem */
-	rep->bad_index = bad;
-	va_start(ap, fmt);
-	vsnprintf(rep->message, sizeof(rep->message), fmt, ap);
-	va_end(ap);
+static const char *
+errmsg(struct msr_db_conn *c, PGconn *raw, const PGresult *res)
+{
+	if (res != NULL)
+		return PQresultErrorMessage(res);
+	return PQerrorMessage(c != NULL ? c->pg : raw);
+}
+
+/* --- growable buffers and binary array parameters ------------------------------------ */
+
+static void
+buf_reserve(struct msr_as_buf *b, size_t more)
+{
+	size_t cap;
+	uint8_t *p;
+
+	if (b->oom || b->len + more <= b->cap)
+		return;
+	cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + more)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (p == NULL) {
+		b->oom = 1;
+		return;
+	}
+	b->p = p;
+	b->cap = cap;
 }
 
 static void
-report_init(struct msr_audit_report *rep)
+buf_add(struct msr_as_buf *b, const void *data, size_t len)
 {
-	memset(rep, 0, sizeof(*rep));
-	rep->bad_index = -1;
+	buf_reserve(b, len);
+	if (b->oom)
+		return;
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+}
+
+static void
+buf_be32(struct msr_as_buf *b, uint32_t v)
+{
+	uint8_t x[4] = { v >> 24, v >> 16, v >> 8, v };
+
+	buf_add(b, x, 4);
+}
+
+static void
+buf_be64(struct msr_as_buf *b, uint64_t v)
+{
+	buf_be32(b, (uint32_t)(v >> 32));
+	buf_be32(b, (uint32_t)v);
+}
+
+static void
+put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+/*
+ * A one-dimensional binary array parameter (PostgreSQL array_send format):
+ * ndim, has-nulls flag, element type, length, lower bound, then per element a
+ * 4-byte length (-1 = NULL) and the bytes. The length is patched by arr_end().
+ */
+static void
+arr_begin(struct msr_as_buf *b, uint32_t oid)
+{
+	b->len = 0;
+	b->oom = 0;
+	buf_be32(b, 1);
+	buf_be32(b, 1);
+	buf_be32(b, oid);
+	buf_be32(b, 0);
+	buf_be32(b, 1);
+}
+
+static void
+arr_end(struct msr_as_buf *b, size_t n)
+{
+	if (!b->oom)
+		put_be32(b->p + 12, (uint32_t)n);
+}
+
+static void
+arr_int8(struct msr_as_buf *b, uint64_t v)
+{
+	buf_be32(b, 8);
+	buf_be64(b, v);
+}
+
+/* Binary int8[] of n values (for small lists: hints). */
+static int
+arr_of(struct msr_as_buf *b, const uint64_t *v, size_t n)
+{
+	arr_begin(b, OID_INT8);
+	for (size_t i = 0; i < n; i++)
+		arr_int8(b, v[i]);
+	arr_end(b, n);
+	return b->oom ? -1 : 0;
+}
+
+/* --- head, nodes, tail, entries -------------------------------------------------------- */
+
+void
+msr_as_head_clear(struct msr_as_head *h)
+{
+	free(h->note);
+	memset(h, 0, sizeof(*h));
+}
+
+/* Parse the head query's binary result (3 columns). */
+static int
+parse_head(const PGresult *res, struct msr_as_head *h)
+{
+	h->have = PQntuples(res) > 0;
+	if (!h->have) {
+		h->size = 0;
+		msr_merkle_empty_root(h->root);
+		return MSR_AS_OK;
+	}
+	if (PQgetlength(res, 0, 0) != 8 || PQgetlength(res, 0, 1) != HLEN)
+		return MSR_AS_CORRUPT;
+	h->size = msr_load_be((const uint8_t *)PQgetvalue(res, 0, 0), 8);
+	memcpy(h->root, PQgetvalue(res, 0, 1), HLEN);
+	if (!PQgetisnull(res, 0, 2)) {
+		h->note = strndup(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2));
+		if (h->note == NULL)
+			return MSR_AS_IO;
+	}
+	return MSR_AS_OK;
+}
+
+static int
+head_fetch(struct msr_db_conn *c, PGconn *raw, struct msr_as_head *h)
+{
+	PGresult *res = run(c, raw, &s_head, NULL, NULL, NULL, 1);
+	int ret = MSR_AS_IO;
+
+	memset(h, 0, sizeof(*h));
+	if (!msr_db_ok(res)) {
+		log_warn("audit: reading the tree head failed: %s", errmsg(c, raw, res));
+		goto done;
+	}
+	ret = parse_head(res, h);
+done:
+	PQclear(res);
+	return ret;
 }
 
 int
-msr_audit_open_checkpoint(const struct msr_note_verifier *v, const char *note,
-    struct msr_note_checkpoint *cp)
+msr_as_head(struct msr_db_conn *c, struct msr_as_head *h)
 {
-	size_t text_len;
+	return head_fetch(c, NULL, h);
+}
 
-	if (note == NULL || msr_note_open(v, note, strlen(note), &text_len, NULL) != 0 ||
-	    msr_note_checkpoint_parse(cp, note, text_len) != 0 ||
-	    strcmp(cp->origin, v->name) != 0)
+static int
+nodes_fetch(struct msr_db_conn *c, PGconn *raw, struct msr_merkle_nodes *s)
+{
+	struct msr_as_buf lv = { 0 }, ix = { 0 };
+	const char *vals[2];
+	int lens[2], fmts[2] = { 1, 1 };
+	PGresult *res = NULL;
+	size_t n = 0;
+	int ret = MSR_AS_IO;
+
+	if (msr_merkle_nodes_complete(s))
+		return MSR_AS_OK;
+	arr_begin(&lv, OID_INT2);
+	arr_begin(&ix, OID_INT8);
+	for (size_t i = 0; i < s->n; i++) {
+		uint8_t l[2] = { 0, (uint8_t)s->id[i].level };
+
+		if (s->have[i])
+			continue;
+		buf_be32(&lv, 2);
+		buf_add(&lv, l, 2);
+		arr_int8(&ix, s->id[i].index);
+		n++;
+	}
+	arr_end(&lv, n);
+	arr_end(&ix, n);
+	if (lv.oom || ix.oom)
+		goto done;
+	vals[0] = (const char *)lv.p;
+	vals[1] = (const char *)ix.p;
+	lens[0] = (int)lv.len;
+	lens[1] = (int)ix.len;
+	res = run(c, raw, &s_nodes, vals, lens, fmts, 1);
+	if (!msr_db_ok(res)) {
+		log_warn("audit: reading tree nodes failed: %s", errmsg(c, raw, res));
+		goto done;
+	}
+	ret = MSR_AS_CORRUPT;
+	for (int r = 0; r < PQntuples(res); r++) {
+		if (PQgetlength(res, r, 0) != 2 || PQgetlength(res, r, 1) != 8 ||
+		    PQgetlength(res, r, 2) != HLEN)
+			goto done;
+		msr_merkle_nodes_set(s, (unsigned)msr_load_be((const uint8_t *)PQgetvalue(res, r, 0), 2),
+		    msr_load_be((const uint8_t *)PQgetvalue(res, r, 1), 8),
+		    (const uint8_t *)PQgetvalue(res, r, 2));
+	}
+	if (msr_merkle_nodes_complete(s))
+		ret = MSR_AS_OK;
+done:
+	PQclear(res);
+	free(lv.p);
+	free(ix.p);
+	return ret;
+}
+
+int
+msr_as_nodes(struct msr_db_conn *c, struct msr_merkle_nodes *s)
+{
+	return nodes_fetch(c, NULL, s);
+}
+
+int
+msr_audit_fetch_nodes(struct msr_db_conn *c, struct msr_merkle_nodes *s)
+{
+	return msr_as_nodes(c, s) == MSR_AS_OK ? 0 : -1;
+}
+
+int
+msr_as_count_from(struct msr_db_conn *c, uint64_t from, uint64_t *n)
+{
+	char lo[24];
+	const char *vals[1] = { lo };
+	PGresult *res;
+	int ret = MSR_AS_IO;
+
+	snprintf(lo, sizeof(lo), "%" PRIu64, from);
+	res = msr_db_exec(c, &s_count_from, vals);
+	if (msr_db_ok(res) && PQntuples(res) == 1) {
+		*n = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		ret = MSR_AS_OK;
+	}
+	PQclear(res);
+	return ret;
+}
+
+int
+msr_as_tail(struct msr_db_conn *c, uint64_t from, uint64_t to, msr_as_leaf_fn fn,
+    void *ctx)
+{
+	char lo[24], hi[24];
+	const char *vals[2] = { lo, hi };
+	PGresult *res;
+	int ret = MSR_AS_IO;
+
+	snprintf(lo, sizeof(lo), "%" PRIu64, from);
+	snprintf(hi, sizeof(hi), "%" PRIu64, to);
+	res = msr_db_exec_params(c, &s_tail, vals, NULL, NULL, 1);
+	if (!msr_db_ok(res))
+		goto done;
+	ret = MSR_AS_CORRUPT;
+	for (int r = 0; r < PQntuples(res); r++) {
+		const uint8_t *stored = NULL;
+
+		if (PQgetlength(res, r, 0) != 8)
+			goto done;
+		if (!PQgetisnull(res, r, 2) && PQgetlength(res, r, 2) == HLEN)
+			stored = (const uint8_t *)PQgetvalue(res, r, 2);
+		if (fn(ctx, msr_load_be((const uint8_t *)PQgetvalue(res, r, 0), 8),
+		    (const uint8_t *)PQgetvalue(res, r, 1), (size_t)PQgetlength(res, r, 1),
+		    stored) != 0)
+			goto done;
+	}
+	ret = MSR_AS_OK;
+done:
+	PQclear(res);
+	return ret;
+}
+
+int
+msr_as_entries(struct msr_db_conn *c, uint64_t start, uint64_t limit, PGresult **out)
+{
+	char s_start[24], s_limit[24];
+	const char *vals[2] = { s_start, s_limit };
+	PGresult *res;
+
+	snprintf(s_start, sizeof(s_start), "%" PRIu64, start);
+	snprintf(s_limit, sizeof(s_limit), "%" PRIu64, limit);
+	res = msr_db_exec_params(c, &s_entries, vals, NULL, NULL, 1);
+	if (!msr_db_ok(res)) {
+		PQclear(res);
+		*out = NULL;
+		return MSR_AS_IO;
+	}
+	for (int r = 0; r < PQntuples(res); r++)
+		if (PQgetlength(res, r, 0) != 8 ||
+		    (!PQgetisnull(res, r, 2) && PQgetlength(res, r, 2) != 8)) {
+			PQclear(res);
+			*out = NULL;
+			return MSR_AS_CORRUPT;
+		}
+	*out = res;
+	return MSR_AS_OK;
+}
+
+/* --- the sequencer's batch ------------------------------------------------------------ */
+
+void
+msr_as_batch_rewind(struct msr_as_batch *b)
+{
+	arr_begin(&b->nlevel, OID_INT2);
+	arr_begin(&b->nidx, OID_INT8);
+	arr_begin(&b->nhash, OID_BYTEA);
+	b->nnodes = 0;
+}
+
+void
+msr_as_batch_reset(struct msr_as_batch *b)
+{
+	arr_begin(&b->leaf, OID_BYTEA);
+	arr_begin(&b->client, OID_INT8);
+	arr_begin(&b->voids, OID_INT8);
+	b->nentries = 0;
+	b->nvoids = 0;
+	msr_as_batch_rewind(b);
+}
+
+void
+msr_as_batch_free(struct msr_as_batch *b)
+{
+	struct msr_as_buf *bufs[] = { &b->idx, &b->leaf, &b->client, &b->nlevel, &b->nidx,
+	    &b->nhash, &b->pending, &b->voids };
+
+	for (size_t i = 0; i < MSR_ARRAY_LEN(bufs); i++)
+		free(bufs[i]->p);
+	free(b->off);
+	free(b->len);
+	free(b->is_write);
+	memset(b, 0, sizeof(*b));
+}
+
+static int
+batch_grow(struct msr_as_batch *b, size_t n)
+{
+	size_t *off, *len, cap = b->cap ? b->cap : 64;
+	uint8_t *w;
+
+	if (n <= b->cap)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	off = realloc(b->off, cap * sizeof(*off));
+	if (off != NULL)
+		b->off = off;
+	len = realloc(b->len, cap * sizeof(*len));
+	if (len != NULL)
+		b->len = len;
+	w = realloc(b->is_write, cap);
+	if (w != NULL)
+		b->is_write = w;
+	if (off == NULL || len == NULL || w == NULL)
 		return -1;
+	b->cap = cap;
 	return 0;
 }
 
+int
+msr_as_batch_entry(struct msr_as_batch *b, const char *entry, size_t len,
+    int64_t client_id, int write)
+{
+	if (len > INT32_MAX || batch_grow(b, b->nentries + 1) != 0)
+		return -1;
+	buf_be32(&b->leaf, (uint32_t)len);
+	b->off[b->nentries] = b->leaf.len;
+	b->len[b->nentries] = len;
+	b->is_write[b->nentries] = write != 0;
+	buf_add(&b->leaf, entry, len);
+	if (client_id > 0)
+		arr_int8(&b->client, (uint64_t)client_id);
+	else
+		buf_be32(&b->client, UINT32_MAX);	/* NULL */
+	if (b->leaf.oom || b->client.oom)
+		return -1;
+	b->nentries++;
+	return 0;
+}
+
+const uint8_t *
+msr_as_batch_leaf(const struct msr_as_batch *b, size_t i, size_t *len)
+{
+	*len = b->len[i];
+	return b->leaf.p + b->off[i];
+}
+
+int
+msr_as_batch_node(struct msr_as_batch *b, unsigned level, uint64_t index,
+    const uint8_t hash[MSR_MERKLE_HASH_LEN])
+{
+	uint8_t lv[2] = { 0, (uint8_t)level };
+
+	buf_be32(&b->nlevel, 2);
+	buf_add(&b->nlevel, lv, 2);
+	arr_int8(&b->nidx, index);
+	buf_be32(&b->nhash, HLEN);
+	buf_add(&b->nhash, hash, HLEN);
+	b->nnodes++;
+	return b->nlevel.oom || b->nidx.oom || b->nhash.oom ? -1 : 0;
+}
+
+int
+msr_as_batch_void(struct msr_as_batch *b, uint64_t idx)
+{
+	arr_int8(&b->voids, idx);
+	b->nvoids++;
+	return b->voids.oom ? -1 : 0;
+}
+
 /*
- * Leaf hashing for the streaming verifier: the same RFC 9162 leaf hash as
- * msr_merkle_leaf_hash, through OpenSSL's EVP (SHA extensions where the CPU
- * has them: about 3.5x libsodium's portable SHA-256 on 300-byte entries). It
- * is an independent implementation of the hash, which suits a verifier; if
- * EVP cannot be set up, msr_merkle_leaf_hash is used.
+ * Pipelined statements. The sequencer's statements are prepared once per
+ * connection under their own names (db.c's registry serves msr_db_exec); any
+ * trouble marks the connection broken so that it is re-established, which
+ * also forgets what was prepared.
  */
-struct leaf_hasher {
-	EVP_MD		*md;
-	EVP_MD_CTX	*ctx;
-};
+static const struct msr_db_stmt s_seq_head = { "audit_seq_head", NULL, 0 };
 
-static void
-lh_init(struct leaf_hasher *lh)
+static int
+seq_prepare(struct msr_as_batch *b, struct msr_db_conn *c)
 {
-	lh->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-	lh->ctx = lh->md != NULL ? EVP_MD_CTX_new() : NULL;
+	const struct msr_db_stmt *st[4] = { &s_lock, &s_seq_head, &s_scan, &s_store };
+	int ret = 0;
+
+	if (b->prepared_on == c->pg)
+		return 0;
+	for (int i = 0; i < 4 && ret == 0; i++) {
+		const char *sql = st[i] == &s_seq_head ? s_head.sql : st[i]->sql;
+		int np = st[i] == &s_seq_head ? s_head.nparams : st[i]->nparams;
+		PGresult *res = PQprepare(c->pg, st[i]->name, sql, np, NULL);
+
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			log_warn("audit: prepare %s failed: %s", st[i]->name,
+			    PQresultErrorMessage(res));
+			c->broken = 1;
+			ret = -1;
+		}
+		PQclear(res);
+	}
+	b->prepared_on = ret == 0 ? c->pg : NULL;
+	return ret;
 }
-
-static void
-lh_free(struct leaf_hasher *lh)
-{
-	EVP_MD_CTX_free(lh->ctx);
-	EVP_MD_free(lh->md);
-}
-
-static void
-lh_hash(struct leaf_hasher *lh, const uint8_t *data, size_t len, uint8_t out[HLEN])
-{
-	static const uint8_t prefix = 0x00;
-	unsigned int n = 0;
-
-	if (lh->ctx != NULL && EVP_DigestInit_ex(lh->ctx, lh->md, NULL) == 1 &&
-	    EVP_DigestUpdate(lh->ctx, &prefix, 1) == 1 &&
-	    EVP_DigestUpdate(lh->ctx, data, len) == 1 &&
-	    EVP_DigestFinal_ex(lh->ctx, out, &n) == 1 && n == HLEN)
-		return;
-	msr_merkle_leaf_hash(data, len, out);
-}
-
-/* --- database mode ------------------------------------------------------------ */
-
-struct cp {
-	uint64_t	size;
-	uint8_t		root[HLEN];
-};
 
 /*
- * Checkpoint signatures are the costliest part (an Ed25519 verification each,
- * one checkpoint per batch): a second thread checks them while the entries
- * stream. It reads the immutable PGresult and writes only its own fields.
+ * Read the results of n pipelined queries and the sync point, then leave
+ * pipeline mode. st[i] = 1 (success), 0 (failed or skipped after a failure),
+ * -1 (never received); keep[i] (when keep != NULL and the query succeeded)
+ * receives its result. *sqlstate gets the first error's SQLSTATE. Returns 0
+ * when every query succeeded; -1 otherwise, with the connection marked broken
+ * when the pipeline could not be drained.
  */
-struct sigjob {
-	const struct msr_note_verifier	*v;
-	const PGresult			*res;
-	const struct cp			*cps;
-	int				 to;		/* rows [next, to) to check */
-	atomic_int			 next;		/* shared work counter */
-	atomic_int			 bad;		/* first bad row seen, or to */
-	atomic_int			 body_bad;	/* signed body disagrees with row */
-	atomic_ullong			 checked;
-};
-
-#define SIG_CHUNK 32
-
-/* Check rows in chunks until none are left; run by the helper and the caller. */
-static void *
-sigjob_main(void *arg)
+static int
+pipe_read(struct msr_db_conn *c, int n, PGresult **keep, int *st, char sqlstate[6])
 {
-	struct sigjob *j = arg;
-	int from;
+	int ok = 1, drained = 1;
 
-	while ((from = atomic_fetch_add(&j->next, SIG_CHUNK)) < j->to) {
-		int to = from + SIG_CHUNK < j->to ? from + SIG_CHUNK : j->to;
+	if (sqlstate != NULL)
+		sqlstate[0] = '\0';
+	for (int i = 0; i < n; i++)
+		st[i] = -1;
+	for (int i = 0; i < n; i++) {
+		PGresult *res = PQgetResult(c->pg), *end;
+		ExecStatusType s;
 
-		for (int r = from; r < to && r < atomic_load(&j->bad); r++) {
-			struct msr_note_checkpoint c;
-			int body = 0;
-
-			if (msr_audit_open_checkpoint(j->v, PQgetvalue(j->res, r, 2), &c) != 0 ||
-			    (body = (c.size != j->cps[r].size ||
-			    sodium_memcmp(c.root, j->cps[r].root, HLEN) != 0))) {
-				int cur = atomic_load(&j->bad);
-
-				while (r < cur && !atomic_compare_exchange_weak(&j->bad, &cur, r))
-					;
-				if (r <= atomic_load(&j->bad))
-					atomic_store(&j->body_bad, body);
-				break;
+		if (res == NULL) {
+			drained = 0;
+			break;
+		}
+		s = PQresultStatus(res);
+		st[i] = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+		if (!st[i]) {
+			if (ok && s != PGRES_PIPELINE_ABORTED) {
+				log_warn("audit: statement failed: %s", PQresultErrorMessage(res));
+				if (sqlstate != NULL)
+					snprintf(sqlstate, 6, "%s", msr_db_sqlstate(res));
 			}
-			atomic_fetch_add(&j->checked, 1);
+			ok = 0;
+		}
+		if (keep != NULL && st[i] && s == PGRES_TUPLES_OK)
+			keep[i] = res;
+		else
+			PQclear(res);
+		end = PQgetResult(c->pg);	/* NULL ends each query's results */
+		if (end != NULL) {
+			PQclear(end);
+			drained = 0;
+			break;
 		}
 	}
-	return NULL;
+	if (drained) {
+		PGresult *sync = PQgetResult(c->pg);
+
+		drained = sync != NULL && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+		PQclear(sync);
+	}
+	if (!drained || PQexitPipelineMode(c->pg) != 1) {
+		c->broken = 1;
+		ok = 0;
+	}
+	return ok ? 0 : -1;
 }
+
+static int
+send_fail(struct msr_as_batch *b, struct msr_db_conn *c)
+{
+	log_warn("audit: sending a pipeline failed: %s", PQerrorMessage(c->pg));
+	c->broken = 1;		/* closed on release: never half a pipeline */
+	if (b != NULL)
+		b->prepared_on = NULL;
+	return MSR_AS_IO;
+}
+
+int
+msr_as_open(struct msr_as_batch *b, struct msr_db_conn *c, struct msr_as_head *h,
+    int scan, int older_ms, const uint64_t *hint, size_t nhint, uint64_t *voids,
+    size_t cap, size_t *nvoids)
+{
+	const char *lockv[1] = { AUDIT_LOCK_KEY };
+	struct msr_as_buf hv = { 0 };
+	char s_older[24], s_cap[24];
+	const char *sv[3];
+	int sl[3] = { 0, 0, 0 }, sf[3] = { 0, 1, 0 };
+	PGresult *keep[4] = { NULL, NULL, NULL, NULL };
+	int st[4], n = scan ? 4 : 3, ret = MSR_AS_IO;
+
+	memset(h, 0, sizeof(*h));
+	*nvoids = 0;
+	if (seq_prepare(b, c) != 0)
+		goto done;
+	if (scan) {
+		snprintf(s_older, sizeof(s_older), "%d", older_ms);
+		snprintf(s_cap, sizeof(s_cap), "%zu", cap);
+		if (arr_of(&hv, hint, nhint) != 0)
+			goto done;
+		sv[0] = s_older;
+		sv[1] = (const char *)hv.p;
+		sl[1] = (int)hv.len;
+		sv[2] = s_cap;
+	}
+	if (PQenterPipelineMode(c->pg) != 1 ||
+	    PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	    PQsendQueryPrepared(c->pg, s_lock.name, 1, lockv, NULL, NULL, 0) != 1 ||
+	    PQsendQueryPrepared(c->pg, s_seq_head.name, 0, NULL, NULL, NULL, 1) != 1 ||
+	    (scan && PQsendQueryPrepared(c->pg, s_scan.name, 3, sv, sl, sf, 1) != 1) ||
+	    PQpipelineSync(c->pg) != 1) {
+		ret = send_fail(b, c);
+		goto done;
+	}
+	if (pipe_read(c, n, keep, st, NULL) != 0 || keep[2] == NULL)
+		goto done;
+	ret = parse_head(keep[2], h);
+	if (ret != MSR_AS_OK || !scan)
+		goto done;
+	for (int r = 0; r < PQntuples(keep[3]) && (size_t)r < cap; r++) {
+		if (PQgetlength(keep[3], r, 0) != 8) {
+			ret = MSR_AS_CORRUPT;
+			goto done;
+		}
+		voids[(*nvoids)++] = msr_load_be((const uint8_t *)PQgetvalue(keep[3], r, 0), 8);
+	}
+done:
+	for (int i = 0; i < 4; i++)
+		PQclear(keep[i]);
+	free(hv.p);
+	return ret;
+}
+
+void
+msr_as_abort(struct msr_db_conn *c)
+{
+	if (c != NULL && msr_db_command(c, "ROLLBACK") != 0)
+		c->broken = 1;
+}
+
+int
+msr_as_store(struct msr_as_batch *b, struct msr_db_conn *c, int opened, int *stored,
+    int *unknown)
+{
+	const char *lockv[1] = { AUDIT_LOCK_KEY };
+	const char *vals[14];
+	int lens[14], fmts[14];
+	char s_size[24], s_count[24], s_prev[24];
+	PGresult *keep[4] = { NULL, NULL, NULL, NULL };
+	int st[4], q, n, ret = MSR_AS_IO;
+	size_t np;
+
+	*stored = 0;
+	*unknown = 0;
+	arr_begin(&b->idx, OID_INT8);
+	arr_begin(&b->pending, OID_INT8);
+	np = 0;
+	for (size_t i = 0; i < b->nentries; i++) {
+		arr_int8(&b->idx, b->first + i);
+		if (b->is_write[i]) {
+			arr_int8(&b->pending, b->first + i);
+			np++;
+		}
+	}
+	arr_end(&b->idx, b->nentries);
+	arr_end(&b->pending, np);
+	arr_end(&b->leaf, b->nentries);
+	arr_end(&b->client, b->nentries);
+	arr_end(&b->nlevel, b->nnodes);
+	arr_end(&b->nidx, b->nnodes);
+	arr_end(&b->nhash, b->nnodes);
+	arr_end(&b->voids, b->nvoids);
+	{
+		const struct msr_as_buf *bin[6] = { &b->idx, &b->leaf, &b->client,
+		    &b->nlevel, &b->nidx, &b->nhash };
+
+		for (int i = 0; i < 6; i++) {
+			if (bin[i]->oom)
+				return MSR_AS_IO;
+			vals[i] = (const char *)bin[i]->p;
+			lens[i] = (int)bin[i]->len;
+			fmts[i] = 1;
+		}
+	}
+	if (b->pending.oom || b->voids.oom)
+		return MSR_AS_IO;
+	snprintf(s_size, sizeof(s_size), "%" PRIu64, b->size);
+	snprintf(s_count, sizeof(s_count), "%zu", b->nentries);
+	snprintf(s_prev, sizeof(s_prev), "%" PRId64, b->prev_size);
+	vals[6] = s_size;
+	vals[7] = (const char *)b->root;
+	vals[8] = s_count;
+	vals[9] = b->note;
+	vals[10] = s_prev;
+	vals[11] = (const char *)b->prev_root;
+	vals[12] = (const char *)b->pending.p;
+	vals[13] = (const char *)b->voids.p;
+	lens[6] = lens[8] = lens[9] = lens[10] = 0;
+	fmts[6] = fmts[8] = fmts[9] = fmts[10] = 0;
+	lens[7] = lens[11] = HLEN;
+	fmts[7] = fmts[11] = 1;
+	lens[12] = (int)b->pending.len;
+	lens[13] = (int)b->voids.len;
+	fmts[12] = fmts[13] = 1;
+	if (seq_prepare(b, c) != 0)
+		return MSR_AS_IO;
+	if (PQenterPipelineMode(c->pg) != 1)
+		return send_fail(b, c);
+	if (!opened &&
+	    (PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	    PQsendQueryPrepared(c->pg, s_lock.name, 1, lockv, NULL, NULL, 0) != 1)) {
+		*unknown = 0;
+		return send_fail(b, c);
+	}
+	q = opened ? 0 : 2;		/* the store's position in the pipeline */
+	n = q + 2;
+	if (PQsendQueryPrepared(c->pg, s_store.name, 14, vals, lens, fmts, 0) != 1 ||
+	    PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	    PQpipelineSync(c->pg) != 1) {
+		/* The store may have been sent whole: its outcome is unknown. */
+		*unknown = 1;
+		return send_fail(b, c);
+	}
+	if (pipe_read(c, n, keep, st, NULL) == 0 && keep[q] != NULL &&
+	    PQntuples(keep[q]) == 1) {
+		*stored = strcmp(PQgetvalue(keep[q], 0, 0), "0") != 0;
+		ret = MSR_AS_OK;
+	} else {
+		/* Known not stored only if the store (or what preceded it) failed. */
+		*unknown = !(st[q] == 0 || (q > 0 && (st[0] == 0 || st[1] == 0)));
+	}
+	for (int i = 0; i < 4; i++)
+		PQclear(keep[i]);
+	return ret;
+}
+
+int
+msr_as_commit_write(struct msr_db_conn *c, uint64_t idx)
+{
+	char s_idx[24];
+	const char *vals[1] = { s_idx };
+	char sqlstate[6];
+	int st[2];
+
+	if (c == NULL || c->broken)
+		return MSR_AS_IO;
+	snprintf(s_idx, sizeof(s_idx), "%" PRIu64, idx);
+	if (PQenterPipelineMode(c->pg) != 1 ||
+	    PQsendQueryParams(c->pg, s_write_done.sql, 1, NULL, vals, NULL, NULL, 0) != 1 ||
+	    PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
+	    PQpipelineSync(c->pg) != 1)
+		return send_fail(NULL, c);
+	if (pipe_read(c, 2, NULL, st, sqlstate) == 0)
+		return MSR_AS_OK;
+	return strcmp(sqlstate, "MSR01") == 0 ? MSR_AS_CORRUPT : MSR_AS_IO;
+}
+
+/* --- database-mode verification ------------------------------------------------------- */
 
 /* Load every checkpoint row (size, root) in order; *resp keeps the notes. */
 static int
-load_checkpoints(PGconn *pg, PGresult **resp, struct cp **out, size_t *n,
-    struct msr_audit_report *rep)
+load_checkpoints(PGconn *pg, PGresult **resp, struct msr_av_checkpoint **out,
+    const char ***notes, size_t *n, struct msr_audit_report *rep)
 {
 	PGresult *res = PQexecParams(pg, checkpoints_sql, 0, NULL, NULL, NULL, NULL, 1);
-	struct cp *cps = NULL;
+	struct msr_av_checkpoint *cps = NULL;
+	const char **nv = NULL;
 	int rows, ret = -1;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		rep->io_error = 1;
-		fail(rep, -1, "reading checkpoints: %s", PQresultErrorMessage(res));
+		msr_audit_report_fail(rep, -1, "reading checkpoints: %s", PQresultErrorMessage(res));
 		goto done;
 	}
 	rows = PQntuples(res);
 	cps = calloc((size_t)rows + 1, sizeof(*cps));
-	if (cps == NULL) {
-		fail(rep, -1, "out of memory");
+	nv = calloc((size_t)rows + 1, sizeof(*nv));
+	if (cps == NULL || nv == NULL) {
+		msr_audit_report_fail(rep, -1, "out of memory");
 		goto done;
 	}
 	for (int r = 0; r < rows; r++) {
 		uint64_t size = msr_load_be((const uint8_t *)PQgetvalue(res, r, 0), 8);
 
 		cps[r].size = size;
+		nv[r] = PQgetvalue(res, r, 2);
 		if (PQgetlength(res, r, 1) != HLEN) {
-			fail(rep, (int64_t)size - 1, "checkpoint at size %" PRIu64 ": bad root", size);
+			msr_audit_report_fail(rep, (int64_t)size - 1, "checkpoint at size %" PRIu64
+			    ": bad root", size);
 			goto done;
 		}
 		memcpy(cps[r].root, PQgetvalue(res, r, 1), HLEN);
+		if (r > 0 && cps[r - 1].size >= size) {
+			msr_audit_report_fail(rep, -1, "checkpoints out of order at size %" PRIu64,
+			    size);
+			goto done;
+		}
 	}
 	*out = cps;
+	*notes = nv;
 	*n = (size_t)rows;
 	*resp = res;
 	res = NULL;
 	cps = NULL;
+	nv = NULL;
 	ret = 0;
 done:
 	free(cps);
+	free(nv);
 	PQclear(res);
 	return ret;
 }
 
-/* Fetch a node set over a raw connection (CLI; msregd uses msr_audit_fetch_nodes). */
+/* The stored complete subtrees yield the signed root. */
 static int
-fetch_nodes_raw(PGconn *pg, struct msr_merkle_nodes *s)
-{
-	char *lv = NULL, *ix = NULL;
-	size_t ll = 0, il = 0;
-	FILE *fl = open_memstream(&lv, &ll), *fi = open_memstream(&ix, &il);
-	PGresult *res = NULL;
-	const char *vals[2];
-	int ret = -1;
-
-	if (fl == NULL || fi == NULL)
-		goto done;
-	fputc('{', fl);
-	fputc('{', fi);
-	for (size_t i = 0; i < s->n; i++)
-		fprintf(fl, "%s%u", i ? "," : "", s->id[i].level),
-		fprintf(fi, "%s%" PRIu64, i ? "," : "", s->id[i].index);
-	fputc('}', fl);
-	fputc('}', fi);
-	fclose(fl);
-	fclose(fi);
-	fl = fi = NULL;
-	vals[0] = lv;
-	vals[1] = ix;
-	res = PQexecParams(pg, nodes_sql, 2, NULL, vals, NULL, NULL, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		goto done;
-	for (int r = 0; r < PQntuples(res); r++)
-		if (PQgetlength(res, r, 2) == HLEN)
-			msr_merkle_nodes_set(s, (unsigned)msr_load_be((const uint8_t *)PQgetvalue(res, r, 0), 2),
-			    msr_load_be((const uint8_t *)PQgetvalue(res, r, 1), 8),
-			    (const uint8_t *)PQgetvalue(res, r, 2));
-	ret = msr_merkle_nodes_complete(s) ? 0 : -1;
-done:
-	if (fl != NULL)
-		fclose(fl);
-	if (fi != NULL)
-		fclose(fi);
-	PQclear(res);
-	free(lv);
-	free(ix);
-	return ret;
-}
-
-/* Invariant 4: the stored complete subtrees yield the signed root. */
-static int
-check_stored_root(PGconn *pg, const struct cp *last, struct msr_audit_report *rep)
+check_stored_root(PGconn *pg, const struct msr_av_checkpoint *last,
+    struct msr_audit_report *rep)
 {
 	struct msr_merkle_nodes *s = malloc(sizeof(*s));
 	uint8_t root[HLEN];
-	int ret = -1;
+	int rc, ret = -1;
 
 	if (s == NULL)
 		return -1;
 	msr_merkle_nodes_init(s);
-	if (msr_merkle_plan_root(s, last->size) != 0 || fetch_nodes_raw(pg, s) != 0 ||
-	    msr_merkle_root(last->size, msr_merkle_nodes_get, s, root) != 0) {
-		fail(rep, -1, "stored tree nodes for size %" PRIu64 " are missing", last->size);
+	if (msr_merkle_plan_root(s, last->size) != 0) {
+		msr_audit_report_fail(rep, -1, "cannot plan the root at size %" PRIu64, last->size);
+		goto done;
+	}
+	rc = nodes_fetch(NULL, pg, s);
+	if (rc == MSR_AS_IO) {
+		rep->io_error = 1;
+		msr_audit_report_fail(rep, -1, "reading tree nodes: %s", PQerrorMessage(pg));
+		goto done;
+	}
+	if (rc != MSR_AS_OK || msr_merkle_root(last->size, msr_merkle_nodes_get, s, root) != 0) {
+		msr_audit_report_fail(rep, -1, "stored tree nodes for size %" PRIu64 " are missing",
+		    last->size);
 		goto done;
 	}
 	if (sodium_memcmp(root, last->root, HLEN) != 0) {
-		fail(rep, -1, "stored tree nodes do not yield the signed root at size %" PRIu64
-		    " (audit_hashes altered above level 0)", last->size);
+		msr_audit_report_fail(rep, -1, "stored tree nodes do not yield the signed root at "
+		    "size %" PRIu64 " (audit_hashes altered above level 0)", last->size);
 		goto done;
 	}
 	ret = 0;
@@ -350,33 +945,23 @@ parse_row(const uint8_t *p, int len, uint64_t *idx, const uint8_t **leaf,
 	return 0;
 }
 
+/* Stream the entries through the pure verifier v. */
 static int
-stream_entries(PGconn *pg, const struct cp *cps, size_t ncps,
-    struct msr_audit_report *rep)
+stream_entries(PGconn *pg, struct msr_av *v, struct msr_audit_report *rep)
 {
-	struct msr_merkle_frontier fr;
-	struct leaf_hasher lh;
 	PGresult *res = PQexec(pg, copy_sql);
-	uint64_t n = ncps > 0 ? cps[ncps - 1].size : 0;
-	size_t next = 0;
-	int header = 1, bad = 0, ret = -1;
+	int header = 1, ret = -1, len;
 	char *row = NULL;
-	int len;
 
-	msr_merkle_frontier_reset(&fr);
-	while (next < ncps && cps[next].size == 0)
-		next++;		/* the empty checkpoint: nothing to compare */
 	if (PQresultStatus(res) != PGRES_COPY_OUT) {
 		rep->io_error = 1;
-		fail(rep, -1, "reading entries: %s", PQresultErrorMessage(res));
+		msr_audit_report_fail(rep, -1, "reading entries: %s", PQresultErrorMessage(res));
 		PQclear(res);
 		return -1;
 	}
-	lh_init(&lh);
 	PQclear(res);
 	while ((len = PQgetCopyData(pg, &row, 0)) > 0) {
 		const uint8_t *p = (const uint8_t *)row, *leaf, *stored;
-		uint8_t h[HLEN], root[HLEN];
 		size_t leaf_len;
 		uint64_t idx;
 
@@ -390,104 +975,60 @@ stream_entries(PGconn *pg, const struct cp *cps, size_t ncps,
 		}
 		if (len == 2 && msr_load_be(p, 2) == 0xffff)
 			goto next_row;		/* trailer */
-		if (bad)
+		if (v->bad)
 			goto next_row;		/* drain after the first problem */
 		if (parse_row(p, len, &idx, &leaf, &leaf_len, &stored) != 0)
 			goto malformed;
-		if (idx != fr.size) {
-			fail(rep, (int64_t)fr.size, "entry %" PRIu64 " is missing (next stored "
-			    "entry is %" PRIu64 ")", fr.size, idx);
-			bad = 1;
-			goto next_row;
-		}
-		if (idx >= n) {
-			fail(rep, (int64_t)idx, "entry %" PRIu64 " lies beyond the newest signed "
-			    "checkpoint (size %" PRIu64 ")", idx, n);
-			bad = 1;
-			goto next_row;
-		}
-		lh_hash(&lh, leaf, leaf_len, h);
-		if (stored == NULL) {
-			fail(rep, (int64_t)idx, "entry %" PRIu64 ": no stored leaf hash", idx);
-			bad = 1;
-			goto next_row;
-		}
-		if (sodium_memcmp(h, stored, HLEN) != 0) {
-			fail(rep, (int64_t)idx, "entry %" PRIu64 ": content does not match its "
-			    "stored leaf hash (entry altered)", idx);
-			bad = 1;
-			goto next_row;
-		}
-		msr_merkle_frontier_append(&fr, h, NULL, NULL);
-		rep->entries++;
-		if (next < ncps && fr.size == cps[next].size) {
-			msr_merkle_frontier_root(&fr, root);
-			if (sodium_memcmp(root, cps[next].root, HLEN) != 0) {
-				uint64_t from = next > 0 ? cps[next - 1].size : 0;
-
-				fail(rep, (int64_t)from, "checkpoint at size %" PRIu64 ": root does "
-				    "not match the entries; an entry in %" PRIu64 "..%" PRIu64
-				    " and its stored hash were altered", cps[next].size, from,
-				    cps[next].size - 1);
-				bad = 1;
-			}
-			rep->tree_size = cps[next].size;
-			next++;
-		}
+		msr_av_entry(v, idx, leaf, leaf_len, 1, stored);
 next_row:
 		PQfreemem(row);
 		row = NULL;
 		continue;
 malformed:
-		fail(rep, (int64_t)fr.size, "malformed COPY data near entry %" PRIu64, fr.size);
-		bad = 1;
+		msr_audit_report_fail(rep, (int64_t)v->fr.size, "malformed COPY data near entry %"
+		    PRIu64, v->fr.size);
+		v->bad = 1;
 		rep->io_error = 1;
 		PQfreemem(row);
 		row = NULL;
 	}
 	if (len == -2) {
 		rep->io_error = 1;
-		fail(rep, -1, "reading entries: %s", PQerrorMessage(pg));
+		msr_audit_report_fail(rep, -1, "reading entries: %s", PQerrorMessage(pg));
 	}
 	res = PQgetResult(pg);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		rep->io_error = 1;
-		fail(rep, -1, "reading entries: %s", PQresultErrorMessage(res));
+		msr_audit_report_fail(rep, -1, "reading entries: %s", PQresultErrorMessage(res));
 	}
 	PQclear(res);
 	while ((res = PQgetResult(pg)) != NULL)
 		PQclear(res);
-	if (bad || rep->message[0] != '\0')
-		goto done;
-	if (fr.size < n) {
-		fail(rep, (int64_t)fr.size, "entry %" PRIu64 " is missing (the newest "
-		    "checkpoint covers %" PRIu64 " entries)", fr.size, n);
-		goto done;
-	}
-	ret = 0;
-done:
-	lh_free(&lh);
+	if (rep->message[0] != '\0')
+		return -1;
+	ret = msr_av_finish(v);
 	return ret;
 }
 
 int
 msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flags,
-    struct msr_audit_report *rep)
+    const struct msr_note_checkpoint *since, struct msr_audit_report *rep)
 {
-	struct sigjob job;
-	struct cp *cps = NULL;
+	struct msr_av_checkpoint *cps = NULL;
+	const char **notes = NULL;
+	struct msr_as_head head;
+	struct msr_av av;
 	size_t ncps = 0;
 	PGresult *res, *cpres = NULL;
-	pthread_t th;
 	double t0 = msr_now_s();
-	int started = 0, ret = -1;
+	int av_ready = 0, ret = -1;
 
-	report_init(rep);
-	memset(&job, 0, sizeof(job));
+	msr_audit_report_init(rep);
+	memset(&head, 0, sizeof(head));
 	res = PQexec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		rep->io_error = 1;
-		fail(rep, -1, "database: %s", PQerrorMessage(pg));
+		msr_audit_report_fail(rep, -1, "database: %s", PQerrorMessage(pg));
 		PQclear(res);
 		goto done;
 	}
@@ -500,597 +1041,49 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 	PQclear(res);
 	res = PQexec(pg, "SET LOCAL jit = off");
 	PQclear(res);
-	if (load_checkpoints(pg, &cpres, &cps, &ncps, rep) != 0)
+	if (load_checkpoints(pg, &cpres, &cps, &notes, &ncps, rep) != 0)
 		goto rollback;
-	for (size_t i = 1; i < ncps; i++)
-		if (cps[i - 1].size >= cps[i].size) {
-			fail(rep, -1, "checkpoints out of order at size %" PRIu64, cps[i].size);
-			goto rollback;
-		}
-	job.v = v;
-	job.res = cpres;
-	job.cps = cps;
-	job.to = (int)ncps;
-	atomic_init(&job.bad, (int)ncps);
-	atomic_init(&job.body_bad, 0);
-	atomic_init(&job.checked, 0);
-	atomic_init(&job.next, (flags & MSR_AV_LAST_SIGNATURE) && ncps > 0 ? (int)ncps - 1 : 0);
-	if (pthread_create(&th, NULL, sigjob_main, &job) == 0)
-		started = 1;
-	else
-		sigjob_main(&job);
-	res = PQexecParams(pg, head_sql, 0, NULL, NULL, NULL, NULL, 1);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	switch (head_fetch(NULL, pg, &head)) {
+	case MSR_AS_OK:
+		break;
+	case MSR_AS_IO:
 		rep->io_error = 1;
-		fail(rep, -1, "reading the tree state: %s", PQresultErrorMessage(res));
-		PQclear(res);
+		msr_audit_report_fail(rep, -1, "reading the tree state: %s", PQerrorMessage(pg));
+		goto rollback;
+	default:
+		msr_audit_report_fail(rep, -1, "the newest tree state is malformed");
 		goto rollback;
 	}
-	if (PQntuples(res) != (ncps > 0) || (ncps > 0 &&
-	    (msr_load_be((const uint8_t *)PQgetvalue(res, 0, 0), 8) != cps[ncps - 1].size ||
-	    PQgetlength(res, 0, 1) != HLEN ||
-	    sodium_memcmp(PQgetvalue(res, 0, 1), cps[ncps - 1].root, HLEN) != 0))) {
-		fail(rep, -1, "the newest tree state disagrees with the newest checkpoint");
-		PQclear(res);
+	if (head.have != (ncps > 0) || (ncps > 0 && (head.size != cps[ncps - 1].size ||
+	    sodium_memcmp(head.root, cps[ncps - 1].root, HLEN) != 0))) {
+		msr_audit_report_fail(rep, -1, "the newest tree state disagrees with the newest "
+		    "checkpoint");
 		goto rollback;
 	}
-	PQclear(res);
-	if (stream_entries(pg, cps, ncps, rep) == 0 && ncps > 0)
+	msr_av_init(&av, cps, ncps, ncps > 0 ? cps[ncps - 1].size : 0, rep);
+	av_ready = 1;
+	if (since != NULL && msr_av_since(&av, since) != 0)
+		goto rollback;
+	if (stream_entries(pg, &av, rep) == 0 && ncps > 0)
 		check_stored_root(pg, &cps[ncps - 1], rep);
-	sigjob_main(&job);	/* help with what is left */
-	if (started)
-		pthread_join(th, NULL);
-	started = 0;
-	rep->checkpoints = atomic_load(&job.checked);
-	if (atomic_load(&job.bad) < (int)ncps) {
-		uint64_t size = cps[atomic_load(&job.bad)].size;
-		int64_t at = size > 0 ? (int64_t)size - 1 : 0;
-
-		/* Report whichever problem comes first in the log. */
-		if (rep->message[0] == '\0' || rep->bad_index < 0 || rep->bad_index > at) {
-			rep->message[0] = '\0';
-			fail(rep, at, "checkpoint at size %" PRIu64 ": %s", size,
-			    atomic_load(&job.body_bad) ?
-			    "signed body disagrees with its row" :
-			    "signature does not verify with the log key");
-		}
-	}
+	if (!rep->io_error)
+		msr_av_signatures(v, notes, cps, ncps, flags, rep);
 	if (rep->message[0] != '\0')
 		goto rollback;
 	if (ncps > 0)
 		rep->tree_size = cps[ncps - 1].size;
+	rep->checkpoints += since != NULL;
 	ret = 0;
 rollback:
-	if (started)
-		pthread_join(th, NULL);
 	res = PQexec(pg, "ROLLBACK");
 	PQclear(res);
 done:
+	if (av_ready)
+		msr_av_free(&av);
+	msr_as_head_clear(&head);
 	PQclear(cpres);
 	free(cps);
+	free(notes);
 	rep->seconds = msr_now_s() - t0;
 	return ret;
-}
-
-/* --- HTTP mode ------------------------------------------------------------------ */
-
-struct body {
-	char	*p;
-	size_t	 len;
-	int	 too_big;
-};
-
-static size_t
-on_data(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct body *b = arg;
-	size_t n = size * nmemb;
-	char *p;
-
-	if (b->len + n > 64u << 20) {	/* bounded: 64 MiB per response */
-		b->too_big = 1;
-		return 0;
-	}
-	p = realloc(b->p, b->len + n + 1);
-	if (p == NULL)
-		return 0;
-	b->p = p;
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
-/* GET base+path; returns the body (caller frees) on 200, else NULL with rep set. */
-static char *
-http_get(CURL *h, const char *base, const char *path, const char *auth,
-    struct msr_audit_report *rep)
-{
-	struct curl_slist *hdr = NULL;
-	struct body b = { 0 };
-	char url[2048], ah[600];
-	long status = 0;
-	CURLcode rc;
-
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	if (auth != NULL) {
-		snprintf(ah, sizeof(ah), "Authorization: Bearer %s", auth);
-		hdr = curl_slist_append(hdr, ah);
-	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
-	rc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(hdr);
-	if (auth != NULL)
-		sodium_memzero(ah, sizeof(ah));
-	if (rc != CURLE_OK || status != 200 || b.p == NULL) {
-		rep->io_error = 1;
-		fail(rep, -1, "GET %s: %s", path, rc != CURLE_OK ? curl_easy_strerror(rc) :
-		    status != 200 ? (b.p ? b.p : "error") : "empty reply");
-		if (status != 0 && status != 200 && rc == CURLE_OK)
-			snprintf(rep->message, sizeof(rep->message), "GET %s: HTTP %ld: %.400s",
-			    path, status, b.p ? b.p : "");
-		free(b.p);
-		return NULL;
-	}
-	return b.p;
-}
-
-static int
-b64_decode(const char *s, uint8_t *out, size_t cap, size_t *len)
-{
-	return sodium_base642bin(out, cap, s, strlen(s), NULL, len, NULL,
-	    sodium_base64_VARIANT_ORIGINAL);
-}
-
-int
-msr_audit_verify_url(const char *base_url, const char *auditor_key,
-    const struct msr_note_verifier *v, const char *prev_checkpoint,
-    struct msr_audit_report *rep, char **checkpoint_out)
-{
-	struct msr_note_checkpoint cp, prev;
-	struct msr_note_verifier served;
-	struct msr_merkle_frontier fr;
-	CURL *h = curl_easy_init();
-	char *served_key = NULL, *note = NULL, *page = NULL;
-	uint8_t *leaf = NULL;
-	uint8_t root[HLEN], lh[HLEN];
-	json_t *doc = NULL;
-	double t0 = msr_now_s();
-	int have_prev = 0, ret = -1;
-
-	report_init(rep);
-	msr_merkle_frontier_reset(&fr);
-	if (h == NULL) {
-		fail(rep, -1, "libcurl failed to initialise");
-		goto done;
-	}
-	served_key = http_get(h, base_url, "/v1/audit/key", NULL, rep);
-	if (served_key == NULL)
-		goto done;
-	served_key[strcspn(served_key, "\r\n")] = '\0';
-	if (msr_note_verifier_parse(&served, served_key, strlen(served_key)) != 0) {
-		fail(rep, -1, "the server's verifier key is malformed");
-		goto done;
-	}
-	if (v == NULL)
-		v = &served;
-	else if (strcmp(v->name, served.name) != 0 || v->key_id != served.key_id ||
-	    memcmp(v->pub, served.pub, sizeof(v->pub)) != 0) {
-		fail(rep, -1, "the server's verifier key (%s) is not the expected key", served_key);
-		goto done;
-	}
-	note = http_get(h, base_url, "/v1/audit/checkpoint", NULL, rep);
-	if (note == NULL)
-		goto done;
-	if (msr_audit_open_checkpoint(v, note, &cp) != 0) {
-		fail(rep, -1, "the served checkpoint does not verify with the log key");
-		goto done;
-	}
-	if (prev_checkpoint != NULL) {
-		if (msr_audit_open_checkpoint(v, prev_checkpoint, &prev) != 0) {
-			fail(rep, -1, "the previous checkpoint does not verify with the log key");
-			goto done;
-		}
-		if (prev.size > cp.size) {
-			fail(rep, (int64_t)cp.size, "the log shrank: previous checkpoint has %"
-			    PRIu64 " entries, the served one %" PRIu64, prev.size, cp.size);
-			goto done;
-		}
-		have_prev = 1;
-	}
-	leaf = malloc(1u << 20);
-	if (leaf == NULL)
-		goto done;
-	while (fr.size < cp.size) {
-		char path[128];
-		json_t *entries;
-		size_t i, n;
-
-		snprintf(path, sizeof(path), "/v1/audit/entries?start=%" PRIu64 "&limit=%" PRIu64,
-		    fr.size, cp.size - fr.size < PAGE ? cp.size - fr.size : (uint64_t)PAGE);
-		free(page);
-		page = http_get(h, base_url, path, auditor_key, rep);
-		if (page == NULL)
-			goto done;
-		json_decref(doc);
-		doc = json_loads(page, 0, NULL);
-		entries = json_object_get(doc, "entries");
-		n = json_array_size(entries);
-		if (!json_is_array(entries) || n == 0) {
-			fail(rep, (int64_t)fr.size, "entry %" PRIu64 " is missing from the served "
-			    "log", fr.size);
-			goto done;
-		}
-		for (i = 0; i < n && fr.size < cp.size; i++) {
-			json_t *e = json_array_get(entries, i), *parsed;
-			const char *b64 = json_string_value(json_object_get(e, "leaf"));
-			json_int_t idx = json_integer_value(json_object_get(e, "index"));
-			size_t ll;
-			int same;
-
-			if (!json_is_integer(json_object_get(e, "index")) || (uint64_t)idx != fr.size) {
-				fail(rep, (int64_t)fr.size, "entry %" PRIu64 " is missing (server "
-				    "sent index %lld)", fr.size, (long long)idx);
-				goto done;
-			}
-			if (b64 == NULL || b64_decode(b64, leaf, 1u << 20, &ll) != 0) {
-				fail(rep, idx, "entry %lld: leaf is not base64", (long long)idx);
-				goto done;
-			}
-			parsed = json_loadb((const char *)leaf, ll, 0, NULL);
-			same = parsed != NULL && json_equal(parsed, json_object_get(e, "entry"));
-			json_decref(parsed);
-			if (!same) {
-				fail(rep, idx, "entry %lld: parsed entry differs from its leaf bytes",
-				    (long long)idx);
-				goto done;
-			}
-			msr_merkle_leaf_hash(leaf, ll, lh);
-			msr_merkle_frontier_append(&fr, lh, NULL, NULL);
-			rep->entries++;
-			if (have_prev && fr.size == prev.size) {
-				msr_merkle_frontier_root(&fr, root);
-				if (sodium_memcmp(root, prev.root, HLEN) != 0) {
-					fail(rep, 0, "the served log does not extend the previous "
-					    "checkpoint (size %" PRIu64 ")", prev.size);
-					goto done;
-				}
-			}
-		}
-	}
-	msr_merkle_frontier_root(&fr, root);
-	if (sodium_memcmp(root, cp.root, HLEN) != 0) {
-		fail(rep, -1, "the root recomputed from %" PRIu64 " served entries does not "
-		    "match the signed checkpoint", cp.size);
-		goto done;
-	}
-	if (have_prev && prev.size == 0) {
-		uint8_t empty[HLEN];
-
-		msr_merkle_empty_root(empty);
-		if (sodium_memcmp(empty, prev.root, HLEN) != 0) {
-			fail(rep, 0, "the previous checkpoint has size 0 but a non-empty root");
-			goto done;
-		}
-	}
-	rep->tree_size = cp.size;
-	rep->checkpoints = 1 + (uint64_t)have_prev;
-	if (checkpoint_out != NULL) {
-		*checkpoint_out = note;
-		note = NULL;
-	}
-	ret = 0;
-done:
-	json_decref(doc);
-	free(page);
-	free(leaf);
-	free(note);
-	free(served_key);
-	if (h != NULL)
-		curl_easy_cleanup(h);
-	rep->seconds = msr_now_s() - t0;
-	return ret;
-}
-
-/* --- receipts -------------------------------------------------------------------- */
-
-int
-msr_audit_receipt_verify(const char *receipt, const struct msr_note_verifier *v,
-    const uint8_t *leaf, size_t leaf_len, struct msr_audit_report *rep)
-{
-	struct msr_note_receipt *r = calloc(1, sizeof(*r));
-	struct msr_note_checkpoint cp;
-	size_t len = strlen(receipt);
-	uint64_t index = 0;
-	const char *why = NULL;
-	int ret = -1;
-
-	report_init(rep);
-	if (r == NULL || msr_note_receipt_parse(r, receipt, len, &why) != 0) {
-		fail(rep, -1, "not a c2sp.org/tlog-proof@v1 receipt: %s", why ? why : "?");
-		goto done;
-	}
-	if (leaf != NULL && r->extra != NULL &&
-	    (r->extra_len != leaf_len || memcmp(r->extra, leaf, leaf_len) != 0)) {
-		fail(rep, (int64_t)r->index, "the given entry differs from the one the "
-		    "receipt carries");
-		goto done;
-	}
-	if (leaf == NULL) {
-		leaf = r->extra;
-		leaf_len = r->extra_len;
-	}
-	if (leaf == NULL) {
-		fail(rep, (int64_t)r->index, "the receipt carries no entry; give it with --leaf");
-		goto done;
-	}
-	if (msr_note_receipt_verify(v, receipt, len, leaf, leaf_len, NULL, &cp, &index,
-	    &why) != 0) {
-		fail(rep, (int64_t)r->index, "entry %" PRIu64 ": %s", r->index,
-		    why ? why : "the receipt does not verify");
-		goto done;
-	}
-	rep->tree_size = cp.size;
-	rep->entries = 1;
-	rep->checkpoints = 1;
-	snprintf(rep->message, sizeof(rep->message), "entry %" PRIu64 " is in the log "
-	    "at tree size %" PRIu64, index, cp.size);
-	ret = 0;
-done:
-	if (r != NULL)
-		msr_note_receipt_clear(r);
-	free(r);
-	return ret;
-}
-
-/* --- msreg audit ... ---------------------------------------------------------------- */
-
-/* Read a whole file (bounded); caller frees. */
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-	char *buf = NULL, *p;
-	size_t n = 0, cap = 0, r;
-
-	if (f == NULL)
-		return NULL;
-	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			if (cap > (64u << 20)) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			p = realloc(buf, cap);
-			if (p == NULL) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = p;
-		}
-		r = fread(buf + n, 1, cap - n - 1, f);
-		n += r;
-		if (r == 0)
-			break;
-	}
-	if (f != stdin)
-		fclose(f);
-	if (buf != NULL) {
-		buf[n] = '\0';
-		if (len != NULL)
-			*len = n;
-	}
-	return buf;
-}
-
-/* A key given inline or as @FILE / a readable file path. */
-static char *
-key_arg(const char *arg)
-{
-	char *k;
-
-	if (arg[0] == '@')
-		k = slurp(arg + 1, NULL);
-	else if (strchr(arg, '/') != NULL && strchr(arg, '+') == NULL)
-		k = slurp(arg, NULL);
-	else
-		k = strdup(arg);
-	if (k != NULL)
-		k[strcspn(k, "\r\n")] = '\0';
-	return k;
-}
-
-static void
-print_report(const char *what, int rc, const struct msr_audit_report *rep)
-{
-	if (rc == 0) {
-		printf("%s: OK: tree size %" PRIu64 ", %" PRIu64 " entries, %" PRIu64
-		    " checkpoints in %.2f s (%.0f entries/s)\n", what, rep->tree_size,
-		    rep->entries, rep->checkpoints, rep->seconds,
-		    rep->seconds > 0 ? (double)rep->entries / rep->seconds : 0.0);
-		return;
-	}
-	/* The verdict is the command's output: stdout, like the OK line. */
-	if (rep->bad_index >= 0)
-		printf("%s: FAILED at entry %" PRId64 ": %s\n", what, rep->bad_index,
-		    rep->message);
-	else
-		printf("%s: FAILED: %s\n", what, rep->message);
-}
-
-static int
-cli_verify(const struct msr_config *cfg, int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "url", required_argument, NULL, 'u' },
-		{ "key", required_argument, NULL, 'k' },
-		{ "vkey", required_argument, NULL, 'v' },
-		{ "db", no_argument, NULL, 'd' },
-		{ "previous", required_argument, NULL, 'p' },
-		{ "save", required_argument, NULL, 's' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct msr_audit_report rep;
-	struct msr_note_verifier v;
-	const char *url = NULL, *prev_path = NULL, *save = NULL;
-	char *key = NULL, *vkey = NULL, *prev = NULL, *cp = NULL;
-	char err[256];
-	PGconn *pg = NULL;
-	int c, db = 0, rc, ret = 2;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'u': url = optarg; break;
-		case 'k': free(key); key = key_arg(optarg); break;
-		case 'v': free(vkey); vkey = key_arg(optarg); break;
-		case 'd': db = 1; break;
-		case 'p': prev_path = optarg; break;
-		case 's': save = optarg; break;
-		default: goto usage;
-		}
-	}
-	if (db == (url != NULL))
-		goto usage;
-	if (vkey != NULL && msr_note_verifier_parse(&v, vkey, strlen(vkey)) != 0) {
-		fprintf(stderr, "msreg audit verify: --vkey is not a verifier key\n");
-		goto done;
-	}
-	if (db) {
-		struct msr_note_signer signer;
-
-		if (vkey == NULL) {
-			/* The operator's own key file gives the verifier key. */
-			if (msr_audit_load_key(cfg->audit_key_file, &signer, err,
-			    sizeof(err)) != 0) {
-				fprintf(stderr, "msreg audit verify: %s (or give --vkey)\n", err);
-				ret = 1;
-				goto done;
-			}
-			v = signer.v;
-			msr_note_signer_wipe(&signer);
-		}
-		pg = msr_db_connect(cfg->db_url, err, sizeof(err));
-		if (pg == NULL) {
-			fprintf(stderr, "msreg audit verify: %s\n", err);
-			ret = 1;
-			goto done;
-		}
-		rc = msr_audit_verify_db(pg, &v, 0, &rep);
-		print_report("audit verify --db", rc, &rep);
-		ret = rc == 0 ? 0 : 1;
-		goto done;
-	}
-	if (key == NULL)
-		goto usage;
-	if (prev_path != NULL && (prev = slurp(prev_path, NULL)) == NULL) {
-		fprintf(stderr, "msreg audit verify: cannot read %s\n", prev_path);
-		ret = 1;
-		goto done;
-	}
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	rc = msr_audit_verify_url(url, key, vkey != NULL ? &v : NULL, prev, &rep, &cp);
-	print_report("audit verify", rc, &rep);
-	if (rc == 0 && save != NULL) {
-		FILE *f = fopen(save, "w");
-
-		if (f == NULL || fputs(cp, f) < 0 || fclose(f) != 0) {
-			fprintf(stderr, "msreg audit verify: cannot write %s\n", save);
-			rc = -1;
-		}
-	}
-	ret = rc == 0 ? 0 : 1;
-	goto done;
-usage:
-	fprintf(stderr, "usage: msreg [--config FILE] audit verify --db [--vkey VKEY]\n"
-	    "       msreg audit verify --url URL --key AUDITOR_KEY [--vkey VKEY]\n"
-	    "                          [--previous CHECKPOINT] [--save CHECKPOINT]\n"
-	    "  keys may be given inline or as @FILE\n");
-done:
-	if (key != NULL)
-		sodium_memzero(key, strlen(key));
-	free(key);
-	free(vkey);
-	free(prev);
-	free(cp);
-	if (pg != NULL)
-		PQfinish(pg);
-	return ret;
-}
-
-static int
-cli_receipt_verify(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "vkey", required_argument, NULL, 'v' },
-		{ "leaf", required_argument, NULL, 'l' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct msr_audit_report rep;
-	struct msr_note_verifier v;
-	char *vkey = NULL, *receipt = NULL, *leaf = NULL;
-	const char *leaf_path = NULL;
-	size_t leaf_len = 0;
-	int c, rc, ret = 2;
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'v': free(vkey); vkey = key_arg(optarg); break;
-		case 'l': leaf_path = optarg; break;
-		default: goto usage;
-		}
-	}
-	if (optind + 1 != argc || vkey == NULL)
-		goto usage;
-	if (msr_note_verifier_parse(&v, vkey, strlen(vkey)) != 0) {
-		fprintf(stderr, "msreg audit receipt verify: --vkey is not a verifier key\n");
-		goto done;
-	}
-	receipt = slurp(argv[optind], NULL);
-	if (receipt == NULL) {
-		fprintf(stderr, "msreg audit receipt verify: cannot read %s\n", argv[optind]);
-		ret = 1;
-		goto done;
-	}
-	if (leaf_path != NULL && (leaf = slurp(leaf_path, &leaf_len)) == NULL) {
-		fprintf(stderr, "msreg audit receipt verify: cannot read %s\n", leaf_path);
-		ret = 1;
-		goto done;
-	}
-	rc = msr_audit_receipt_verify(receipt, &v, (const uint8_t *)leaf, leaf_len, &rep);
-	if (rc == 0)
-		printf("receipt: OK: %s\n", rep.message);
-	else
-		print_report("receipt", rc, &rep);
-	ret = rc == 0 ? 0 : 1;
-	goto done;
-usage:
-	fprintf(stderr, "usage: msreg audit receipt verify FILE --vkey VKEY [--leaf FILE]\n"
-	    "  the receipt carries its entry; --leaf gives it explicitly (exact bytes)\n");
-done:
-	free(vkey);
-	free(receipt);
-	free(leaf);
-	return ret;
-}
-
-int
-msr_cli_audit(const struct msr_config *cfg, int argc, char **argv)
-{
-	if (argc >= 2 && strcmp(argv[1], "verify") == 0)
-		return cli_verify(cfg, argc - 1, argv + 1);
-	if (argc >= 3 && strcmp(argv[1], "receipt") == 0 && strcmp(argv[2], "verify") == 0)
-		return cli_receipt_verify(argc - 2, argv + 2);
-	fprintf(stderr, "usage: msreg [--config FILE] audit verify ...\n"
-	    "       msreg audit receipt verify FILE --vkey VKEY [--leaf FILE]\n");
-	return 2;
 }

@@ -36,11 +36,13 @@ msr_h_readyz(struct msr_req *r)
 void
 msr_h_metrics(struct msr_req *r)
 {
-	char extra[1024] = "";
+	char extra[4096] = "";
 	char *text;
 
 	if (r->srv->feed != NULL)
 		msr_feed_metrics(r->srv->feed, extra, sizeof(extra));
+	if (r->srv->audit != NULL)
+		msr_audit_metrics(r->srv->audit, extra, sizeof(extra));
 	text = msr_metrics_render(r->srv->metrics, extra);
 	if (text == NULL) {
 		msr_reply_unavailable(r, "out of memory");
