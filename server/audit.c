@@ -64,7 +64,9 @@
  *                       still the one the batch was computed on;
  *     6. settle         move the frontier and the mark, wake the waiters.
  *   So a batch on a busy single-instance log costs ONE round trip plus the
- *   commit's fsync, however large it is; two when the head moved.
+ *   commit's fsync, however large it is; two while another msregd appends to
+ *   the same log (the fast path is not tried again until the head stops
+ *   moving).
  *
  * High-water mark
  *   The sequencer remembers the newest checkpoint it signed or verified (the
@@ -223,6 +225,7 @@ struct msr_audit {
 	struct msr_db_pool	*pool;		/* one connection, private */
 	int			 have_frontier;
 	int			 have_row;	/* the log has a tree state row */
+	int			 contended;	/* another msregd appended lately */
 	struct msr_merkle_frontier fr;
 	struct msr_as_batch	 b;
 	uint8_t			(*leafh)[HLEN];
@@ -906,7 +909,8 @@ seq_batch(struct msr_audit *a, int sign_empty)
 	pthread_mutex_unlock(&a->lock);
 
 	/* Phase 2, fast path: the head is our frontier; one round trip. */
-	if (a->have_frontier && a->have_row && !scan && taken > 0 && a->nuncertain == 0) {
+	if (a->have_frontier && a->have_row && !a->contended && !scan && taken > 0 &&
+	    a->nuncertain == 0) {
 		if (batch_extend(a, &fr) != 0 || batch_sign(a, &note) != 0)
 			goto done;
 		rc = msr_as_store(&a->b, c, 0, &stored, &unknown);
@@ -914,8 +918,9 @@ seq_batch(struct msr_audit *a, int sign_empty)
 			goto store_failed;
 		if (stored)
 			goto committed;
-		log_info("audit: the tree head moved since this server's last batch "
+		log_debug("audit: the tree head moved since this server's last batch "
 		    "(size %" PRIu64 "); checking it", a->fr.size);
+		a->contended = 1;
 	}
 	/* Phase 2, slow path: lock, read the head, scan the intents. */
 	rc = msr_as_open(&a->b, c, &h, scan, void_after_ms(a), hints, nhints, voids,
@@ -931,17 +936,17 @@ seq_batch(struct msr_audit *a, int sign_empty)
 		a->last_scan_ns = now_ns();
 		pthread_mutex_unlock(&a->lock);
 	}
-	if (!a->have_frontier || h.have != a->have_row || h.size != a->fr.size) {
-		rc = adopt_head(a, c, &h);
-		if (rc != MSR_AS_OK) {
-			ret = rc;
-			goto done;
-		}
-	} else {
+	{
 		uint8_t mine[HLEN];
+		int moved = !a->have_frontier || h.have != a->have_row || h.size != a->fr.size;
 
-		msr_merkle_frontier_root(&a->fr, mine);
-		if (sodium_memcmp(mine, h.root, HLEN) != 0) {
+		if (!moved) {
+			msr_merkle_frontier_root(&a->fr, mine);
+			moved = sodium_memcmp(mine, h.root, HLEN) != 0;
+		}
+		/* Another writer: keep to the slow path while it lasts. */
+		a->contended = moved && a->have_frontier;
+		if (moved) {
 			rc = adopt_head(a, c, &h);
 			if (rc != MSR_AS_OK) {
 				ret = rc;
