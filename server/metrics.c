@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "msreg/common.h"
-#include "msreg/http.h"
+#include "msreg/routes.h"
 
 static const double bucket_s[] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
@@ -117,8 +117,8 @@ route_labels(const struct msr_metrics *m, size_t i, char *buf, size_t len)
 	if (i == m->nroutes)
 		snprintf(buf, len, "route=\"unrouted\",method=\"\"");
 	else
-		snprintf(buf, len, "route=\"%s\",method=\"%s\"", msr_routes[i].pattern,
-		    msr_routes[i].method);
+		snprintf(buf, len, "route=\"%s\",method=\"%s\"", msr_route_pattern(i),
+		    msr_route_method(i));
 }
 
 char *
