@@ -14,9 +14,8 @@
  *                                                        c2sp.org/signed-note
  *   state file  the newest checkpoint note this process signed or verified,
  *               verbatim ([audit] state_file, default key_file ".state")
- *   entries this file writes itself (canonical JSON, keys sorted):
- *     {"action":"audit.filler","reason":...}              invariant 4
- *     {"action":"audit.write_void","reason":...,"void_for":N}   "Writes"
+ *   the one entry this file writes itself (canonical JSON, keys sorted):
+ *     {"action":"audit.write_void","reason":...,"void_for":N}   see "Writes"
  *
  * States (one enum, struct msr_audit.state; the function that makes each
  * transition is named on its arrow):
@@ -50,19 +49,22 @@
  *   queued at once (up to max_batch); entries that arrive while a batch
  *   commits form the next one ([audit] batch_wait_us > 0 adds a window).
  *     1. batch_hash     leaf hashes, outside any lock;
- *     2. head           fast path: assume the head is our frontier (this
- *                       process appended last); slow path (another instance
- *                       appended, a void scan is due, or the fast path found
- *                       the head moved): msr_as_open = {BEGIN, advisory lock,
- *                       head, [scan of write intents]} in one pipeline, then
- *                       adopt_head checks a moved head against the mark;
+ *     2. the head       fast path: assume the head is our frontier (this
+ *                       process appended last) and go straight to 3; slow
+ *                       path (another instance appended, a void scan is due,
+ *                       or the fast path's store found the head moved):
+ *                       batch_open = msr_as_open {BEGIN, advisory lock, head,
+ *                       [scan of write intents]} in one pipeline, then
+ *                       adopt_head for a head that moved (checked against the
+ *                       mark), then the voids join the batch;
  *     3. batch_extend   append to a copy of the frontier, collecting the
- *                       nodes it completes (and fillers, invariant 4);
+ *                       nodes it completes;
  *     4. batch_sign     sign the checkpoint;
- *     5. store          msr_as_store = {[BEGIN, lock,] guarded INSERT, COMMIT}
+ *     5. batch_commit   msr_as_store = {[BEGIN, lock,] guarded INSERT, COMMIT}
  *                       in one pipeline: the INSERT writes only if the head is
  *                       still the one the batch was computed on;
- *     6. settle         move the frontier and the mark, wake the waiters.
+ *     6. batch_settle   move the frontier and the mark; the caller wakes the
+ *                       waiters (settle_waiters).
  *   So a batch on a busy single-instance log costs ONE round trip plus the
  *   commit's fsync, however large it is; two while another msregd appends to
  *   the same log (the fast path is not tried again until the head stops
@@ -71,8 +73,8 @@
  * High-water mark
  *   The sequencer remembers the newest checkpoint it signed or verified (the
  *   mark) and persists it to the state file (tmp + fsync + rename + fsync of
- *   the directory) after the batch's waiters are woken, at most every
- *   STATE_EVERY_MS and at stop. It never signs a tree that does not extend the
+ *   the directory) after the batch's waiters are woken: at once when the
+ *   queue is empty, at most every STATE_EVERY_MS under load, and at stop. It never signs a tree that does not extend the
  *   mark: the fast path extends its own frontier (which yields the mark's root);
  *   any other head is adopted only after a consistency proof from the mark,
  *   built from audit_hashes and verified here, and after its checkpoint note
@@ -115,10 +117,12 @@
  *      RELOADING, which reloads the head and frontier (checked against the
  *      mark) before the next batch.
  *   4. Never two checkpoints that disagree: committed checkpoints extend the
- *      committed tree (invariant 2) and tree_size is their primary key. A note
- *      signed in a batch whose COMMIT failed (outcome unknown) is remembered;
- *      should a later batch reach the same size with another root, a filler
- *      entry (action "audit.filler") is appended to step over that size.
+ *      committed tree (invariant 2) and tree_size is their primary key. A
+ *      batch whose COMMIT outcome is unknown held the advisory lock until its
+ *      transaction ended; the next batch takes the lock before it reads the
+ *      head or stores, so it sees that outcome and extends what committed. A
+ *      note from a batch that did not commit was never visible to anyone, so
+ *      signing another root at its size later forks nothing.
  *   5. A log that fails an integrity check is never extended in this process
  *      (REFUSING), so nothing is answered on top of a log that is not trusted.
  *   6. A waiter's entry bytes are copied by the sequencer under the lock when the
@@ -155,7 +159,6 @@
 #define RETRY_MAX_MS    5000
 #define START_WAIT_MS   10000                   /* msr_audit_start waits this long */
 #define STATE_EVERY_MS  100                     /* state file writes, at most */
-#define MAX_UNCERTAIN   16
 #define MAX_HINTS       1024
 #define MAX_VOIDS       256                     /* intents voided per batch */
 
@@ -186,11 +189,6 @@ struct waiter {
 	uint64_t	 enq_ns;
 	pthread_cond_t	 cond;
 	struct waiter	*prev, *next;
-};
-
-struct uncertain {
-	uint64_t	size;
-	uint8_t		root[HLEN];
 };
 
 struct msr_audit {
@@ -230,8 +228,6 @@ struct msr_audit {
 	struct msr_as_batch	 b;
 	uint8_t			(*leafh)[HLEN];
 	size_t			 leafh_cap;
-	struct uncertain	 uncertain[MAX_UNCERTAIN];
-	size_t			 nuncertain;
 	int			 have_mark;	/* the high-water mark */
 	uint64_t		 mark_size;
 	uint8_t			 mark_root[HLEN];
@@ -362,9 +358,12 @@ state_write(struct msr_audit *a)
 	ret = 0;
 done:
 	if (ret != 0) {
+		/* Retried with the next batch's mark, not in a loop. */
 		log_error("audit: cannot write the state file %s: %s", a->state_path,
 		    strerror(errno));
 		unlink(tmp);
+		a->mark_dirty = 0;
+		a->mark_written_ns = now_ns();
 	}
 	return ret;
 }
@@ -760,7 +759,7 @@ batch_hash(struct msr_audit *a, size_t from)
 	return 0;
 }
 
-/* An entry this file writes itself (filler, void), hashed at once. */
+/* An entry this file writes itself (a void), hashed at once. */
 static int
 batch_add_own(struct msr_audit *a, const char *text, size_t len)
 {
@@ -775,65 +774,25 @@ put_node(void *ctx, unsigned level, uint64_t index, const uint8_t hash[HLEN])
 	return msr_as_batch_node(ctx, level, index, hash);
 }
 
-static int
-uncertain_conflict(const struct msr_audit *a, uint64_t size, const uint8_t root[HLEN])
-{
-	for (size_t i = 0; i < a->nuncertain; i++)
-		if (a->uncertain[i].size == size &&
-		    sodium_memcmp(a->uncertain[i].root, root, HLEN) != 0)
-			return 1;
-	return 0;
-}
-
-/* Forget uncertain notes at or below the committed size: none can recur. */
-static void
-uncertain_prune(struct msr_audit *a, uint64_t committed)
-{
-	size_t j = 0;
-
-	for (size_t i = 0; i < a->nuncertain; i++)
-		if (a->uncertain[i].size > committed)
-			a->uncertain[j++] = a->uncertain[i];
-	a->nuncertain = j;
-}
-
 /*
  * Phase 3: append the batch to a copy of the frontier (the real one moves
- * only after COMMIT), collecting the nodes it completes; step over sizes
- * signed in failed commits with fillers.
+ * only after COMMIT), collecting the nodes it completes.
  */
 static int
 batch_extend(struct msr_audit *a, struct msr_merkle_frontier *fr)
 {
 	struct msr_as_batch *b = &a->b;
-	uint8_t root[HLEN];
 
 	msr_as_batch_rewind(b);
 	*fr = a->fr;
 	for (size_t i = 0; i < b->nentries; i++)
 		if (msr_merkle_frontier_append(fr, a->leafh[i], put_node, b) != 0)
 			return -1;
-	msr_merkle_frontier_root(fr, root);
-	for (int k = 0; k < MAX_UNCERTAIN && uncertain_conflict(a, fr->size, root); k++) {
-		char text[160];
-		int n = snprintf(text, sizeof(text), "{\"action\":\"audit.filler\",\"reason\":"
-		    "\"step over tree size %" PRIu64 " signed in a batch whose commit failed\"}",
-		    fr->size);
-
-		log_warn("audit: tree size %" PRIu64 " was signed with another root in a "
-		    "failed commit; appending a filler entry", fr->size);
-		if (batch_add_own(a, text, (size_t)n) != 0 ||
-		    msr_merkle_frontier_append(fr, a->leafh[b->nentries - 1], put_node, b) != 0)
-			return -1;
-		msr_merkle_frontier_root(fr, root);
-	}
-	if (uncertain_conflict(a, fr->size, root))
-		return -1;
 	b->first = a->fr.size;
 	b->prev_size = a->have_row ? (int64_t)a->fr.size : -1;
 	msr_merkle_frontier_root(&a->fr, b->prev_root);
 	b->size = fr->size;
-	memcpy(b->root, root, HLEN);
+	msr_merkle_frontier_root(fr, b->root);
 	return 0;
 }
 
@@ -876,25 +835,108 @@ batch_voids(struct msr_audit *a, const uint64_t *voids, size_t n)
 }
 
 /*
+ * Phase 2, slow path: {BEGIN, lock, head, [intent scan]}; a head that moved
+ * is adopted only if it extends the mark; the voided intents join the batch.
+ * The transaction stays open.
+ */
+static int
+batch_open(struct msr_audit *a, struct msr_db_conn *c, int scan, const uint64_t *hints,
+    size_t nhints)
+{
+	struct msr_as_head h;
+	uint64_t voids[MAX_VOIDS];
+	uint8_t mine[HLEN];
+	size_t nvoids = 0;
+	int moved, rc;
+
+	rc = msr_as_open(&a->b, c, &h, scan, void_after_ms(a), hints, nhints, voids,
+	    MAX_VOIDS, &nvoids);
+	if (rc == MSR_AS_CORRUPT)
+		snprintf(a->why, sizeof(a->why), "the newest tree state is malformed");
+	if (rc != MSR_AS_OK)
+		goto done;
+	if (scan) {
+		pthread_mutex_lock(&a->lock);
+		a->last_scan_ns = now_ns();
+		pthread_mutex_unlock(&a->lock);
+	}
+	moved = !a->have_frontier || h.have != a->have_row || h.size != a->fr.size;
+	if (!moved) {
+		msr_merkle_frontier_root(&a->fr, mine);
+		moved = sodium_memcmp(mine, h.root, HLEN) != 0;
+	}
+	/* Another writer: keep to the slow path while it lasts. */
+	a->contended = moved && a->have_frontier;
+	if (moved)
+		rc = adopt_head(a, c, &h);
+	if (rc == MSR_AS_OK && batch_voids(a, voids, nvoids) != 0)
+		rc = MSR_AS_IO;
+done:
+	msr_as_head_clear(&h);
+	return rc;
+}
+
+/* Phases 3-5: extend, sign, store. *stored 0: the head had moved. */
+static int
+batch_commit(struct msr_audit *a, struct msr_db_conn *c, int opened,
+    struct msr_merkle_frontier *fr, char **note, int *stored)
+{
+	int unknown = 0, rc;
+
+	*stored = 0;
+	if (batch_extend(a, fr) != 0 || batch_sign(a, note) != 0)
+		return MSR_AS_IO;
+	rc = msr_as_store(&a->b, c, opened, stored, &unknown);
+	if (rc == MSR_AS_OK)
+		return rc;
+	log_error("audit: storing a batch of %zu entries failed%s", a->b.nentries,
+	    unknown ? " (outcome unknown)" : "");
+	if (unknown) {
+		/*
+		 * The intents may be stored while their writes were told "no":
+		 * void them soon. The note itself is harmless either way
+		 * (invariant 4).
+		 */
+		pthread_mutex_lock(&a->lock);
+		for (size_t i = 0; i < a->b.nentries; i++)
+			if (a->b.is_write[i])
+				hint(a, a->b.first + i);
+		pthread_mutex_unlock(&a->lock);
+	}
+	return rc;
+}
+
+/* Phase 6: the frontier and the mark move only now (invariant 3). */
+static void
+batch_settle(struct msr_audit *a, const struct msr_merkle_frontier *fr, char *note)
+{
+	a->fr = *fr;
+	a->have_row = 1;
+	mark_set(a, a->b.size, a->b.root, note);
+	atomic_store(&a->m_tree_size, a->b.size);
+	atomic_fetch_add(&a->m_batches, 1);
+	atomic_fetch_add(&a->m_entries, a->b.nentries);
+	atomic_fetch_add(&a->m_voided, a->b.nvoids);
+}
+
+/*
  * Sequence the batch in a->b (entries taken from the queue; sign_empty: a new
- * log's empty tree). MSR_AS_OK once committed (a->b.first is the first
- * entry's index); MSR_AS_IO on a database failure (the waiters fail, the
- * sequencer reloads); MSR_AS_CORRUPT when the stored log does not extend the
- * mark (a->why says how).
+ * log's empty tree). MSR_AS_OK once committed, or when there was nothing to
+ * write (a->b.first is the first entry's index); MSR_AS_IO on a database
+ * failure (the waiters fail, the sequencer reloads); MSR_AS_CORRUPT when the
+ * stored log does not extend the mark (a->why says how).
  */
 static int
 seq_batch(struct msr_audit *a, int sign_empty)
 {
 	struct msr_db_conn *c = NULL;
 	struct msr_merkle_frontier fr;
-	struct msr_as_head h;
-	uint64_t voids[MAX_VOIDS], hints[MAX_HINTS];
-	size_t nvoids = 0, nhints = 0, taken = a->b.nentries;
+	uint64_t hints[MAX_HINTS];
+	size_t nhints = 0;
 	char *note = NULL;
-	int scan, stored = 0, unknown = 0, rc, ret = MSR_AS_IO;
+	int scan, stored = 0, ret = MSR_AS_IO;
 
-	memset(&h, 0, sizeof(h));
-	if (batch_hash(a, 0) != 0)
+	if (batch_hash(a, 0) != 0)		/* phase 1 */
 		goto done;
 	c = msr_db_acquire(a->pool);
 	if (c == NULL)
@@ -907,103 +949,32 @@ seq_batch(struct msr_audit *a, int sign_empty)
 		a->nhints = 0;
 	}
 	pthread_mutex_unlock(&a->lock);
-
-	/* Phase 2, fast path: the head is our frontier; one round trip. */
-	if (a->have_frontier && a->have_row && !a->contended && !scan && taken > 0 &&
-	    a->nuncertain == 0) {
-		if (batch_extend(a, &fr) != 0 || batch_sign(a, &note) != 0)
+	if (a->have_frontier && a->have_row && !a->contended && !scan && a->b.nentries > 0) {
+		/* Fast path: the head is our frontier; one round trip. */
+		ret = batch_commit(a, c, 0, &fr, &note, &stored);
+		if (ret != MSR_AS_OK || stored)
 			goto done;
-		rc = msr_as_store(&a->b, c, 0, &stored, &unknown);
-		if (rc != MSR_AS_OK)
-			goto store_failed;
-		if (stored)
-			goto committed;
 		log_debug("audit: the tree head moved since this server's last batch "
 		    "(size %" PRIu64 "); checking it", a->fr.size);
 		a->contended = 1;
 	}
-	/* Phase 2, slow path: lock, read the head, scan the intents. */
-	rc = msr_as_open(&a->b, c, &h, scan, void_after_ms(a), hints, nhints, voids,
-	    MAX_VOIDS, &nvoids);
-	if (rc != MSR_AS_OK) {
-		if (rc == MSR_AS_CORRUPT)
-			snprintf(a->why, sizeof(a->why), "the newest tree state is malformed");
-		ret = rc;
-		goto done;
-	}
-	if (scan) {
-		pthread_mutex_lock(&a->lock);
-		a->last_scan_ns = now_ns();
-		pthread_mutex_unlock(&a->lock);
-	}
-	{
-		uint8_t mine[HLEN];
-		int moved = !a->have_frontier || h.have != a->have_row || h.size != a->fr.size;
-
-		if (!moved) {
-			msr_merkle_frontier_root(&a->fr, mine);
-			moved = sodium_memcmp(mine, h.root, HLEN) != 0;
-		}
-		/* Another writer: keep to the slow path while it lasts. */
-		a->contended = moved && a->have_frontier;
-		if (moved) {
-			rc = adopt_head(a, c, &h);
-			if (rc != MSR_AS_OK) {
-				ret = rc;
-				goto done;
-			}
-		}
-	}
-	uncertain_prune(a, h.size);
-	if (batch_voids(a, voids, nvoids) != 0)
+	ret = batch_open(a, c, scan, hints, nhints);
+	if (ret != MSR_AS_OK)
 		goto done;
 	if (a->b.nentries == 0 && (a->have_row || !sign_empty)) {
 		msr_as_abort(c);	/* nothing to write */
-		ret = MSR_AS_OK;
 		goto done;
 	}
-	/* Phases 3-5. */
-	if (batch_extend(a, &fr) != 0 || batch_sign(a, &note) != 0)
-		goto done;
-	rc = msr_as_store(&a->b, c, 1, &stored, &unknown);
-	if (rc != MSR_AS_OK)
-		goto store_failed;
-	if (!stored) {
+	ret = batch_commit(a, c, 1, &fr, &note, &stored);
+	if (ret == MSR_AS_OK && !stored) {
 		log_error("audit: the tree head moved under the sequencer lock");
-		goto done;
-	}
-committed:
-	/* Phase 6: the frontier and the mark move only now (invariant 3). */
-	a->fr = fr;
-	a->have_row = 1;
-	mark_set(a, a->b.size, a->b.root, note);
-	note = NULL;
-	atomic_store(&a->m_tree_size, a->b.size);
-	atomic_fetch_add(&a->m_batches, 1);
-	atomic_fetch_add(&a->m_entries, a->b.nentries);
-	atomic_fetch_add(&a->m_voided, a->b.nvoids);
-	ret = MSR_AS_OK;
-	goto done;
-store_failed:
-	log_error("audit: storing a batch of %zu entries failed%s", a->b.nentries,
-	    unknown ? " (outcome unknown)" : "");
-	if (unknown) {
-		/* This note may exist (invariant 4); these intents may be stored. */
-		if (a->nuncertain < MAX_UNCERTAIN) {
-			a->uncertain[a->nuncertain].size = a->b.size;
-			memcpy(a->uncertain[a->nuncertain].root, a->b.root, HLEN);
-			a->nuncertain++;
-		} else {
-			snprintf(a->why, sizeof(a->why), "too many commits with unknown outcome");
-			ret = MSR_AS_CORRUPT;
-		}
-		pthread_mutex_lock(&a->lock);
-		for (size_t i = 0; i < a->b.nentries; i++)
-			if (a->b.is_write[i])
-				hint(a, a->b.first + i);
-		pthread_mutex_unlock(&a->lock);
+		ret = MSR_AS_IO;
 	}
 done:
+	if (ret == MSR_AS_OK && stored) {
+		batch_settle(a, &fr, note);
+		note = NULL;
+	}
 	if (ret != MSR_AS_OK) {
 		a->have_frontier = 0;
 		if (ret == MSR_AS_IO)
@@ -1011,7 +982,6 @@ done:
 	}
 	a->b.note = NULL;
 	free(note);
-	msr_as_head_clear(&h);
 	msr_db_release(c);
 	return ret;
 }
@@ -1152,6 +1122,13 @@ seq_ready(struct msr_audit *a)
 	uint64_t until;
 	int rc;
 
+	if (a->qlen == 0 && a->mark_dirty) {
+		/* Idle: persist the mark now (under load: every STATE_EVERY_MS). */
+		pthread_mutex_unlock(&a->lock);
+		state_write(a);
+		pthread_mutex_lock(&a->lock);
+		return;
+	}
 	if (a->qlen == 0 && !scan_due(a)) {
 		uint64_t next = a->last_scan_ns + scan_every_ns(a), now = now_ns();
 
