@@ -72,9 +72,12 @@
  *
  * High-water mark
  *   The sequencer remembers the newest checkpoint it signed or verified (the
- *   mark) and persists it to the state file (tmp + fsync + rename + fsync of
- *   the directory) after the batch's waiters are woken: at once when the
- *   queue is empty, at most every STATE_EVERY_MS under load, and at stop. It never signs a tree that does not extend the
+ *   mark) and hands each new one to a writer thread that persists it to the
+ *   state file (tmp + fsync + rename + fsync of the directory), so no fsync
+ *   delays a batch; the writer keeps only the newest note it was handed,
+ *   writes at most every STATE_PAUSE_MS, and writes the last one before
+ *   msr_audit_stop returns (after kill -9 the file may lag by that much). It never signs a tree
+ *   that does not extend the
  *   mark: the fast path extends its own frontier (which yields the mark's root);
  *   any other head is adopted only after a consistency proof from the mark,
  *   built from audit_hashes and verified here, and after its checkpoint note
@@ -158,8 +161,8 @@
 #define RETRY_MIN_MS    250                     /* backoff while the database fails */
 #define RETRY_MAX_MS    5000
 #define START_WAIT_MS   10000                   /* msr_audit_start waits this long */
-#define STATE_EVERY_MS  100                     /* state file writes, at most */
 #define MAX_HINTS       1024
+#define STATE_PAUSE_MS  1000                    /* state file writes, at most 1/s */
 #define MAX_VOIDS       256                     /* intents voided per batch */
 
 enum seq_state {
@@ -216,6 +219,14 @@ struct msr_audit {
 	size_t			 nhints;
 	atomic_int		 state;		/* enum seq_state; written under lock */
 
+	/* the state file writer: a->wlock */
+	pthread_t		 writer;
+	int			 writer_started;
+	pthread_mutex_t		 wlock;
+	pthread_cond_t		 wcond;
+	char			*wpending;	/* newest note not yet written */
+	int			 wstop;
+
 	/* metrics */
 	atomic_uint_fast64_t	 m_tree_size, m_batches, m_entries, m_voided, m_db_errors;
 
@@ -232,8 +243,6 @@ struct msr_audit {
 	uint64_t		 mark_size;
 	uint8_t			 mark_root[HLEN];
 	char			*mark_note;
-	int			 mark_dirty;
-	uint64_t		 mark_written_ns;
 	char			 mark_error[600];	/* state file unusable: why */
 	uint64_t		 last_scan_ns;
 	int			 backoff_ms;
@@ -296,55 +305,33 @@ hint(struct msr_audit *a, uint64_t idx)
 
 /* --- the high-water mark ------------------------------------------------------- */
 
-static void
-mark_set(struct msr_audit *a, uint64_t size, const uint8_t root[HLEN], char *note)
-{
-	if (a->have_mark && size < a->mark_size) {
-		free(note);
-		return;
-	}
-	a->have_mark = 1;
-	a->mark_size = size;
-	memcpy(a->mark_root, root, HLEN);
-	if (note != NULL) {
-		free(a->mark_note);
-		a->mark_note = note;
-		a->mark_dirty = 1;
-	}
-}
-
-/* Write the mark to the state file: tmp + fsync + rename + fsync(dir). */
+/* Write note to path: tmp + fsync + rename + fsync(dir). 0 or -1 (errno). */
 static int
-state_write(struct msr_audit *a)
+state_write_file(const char *path, const char *note)
 {
 	char tmp[4200], dir[4200];
-	size_t len, off = 0;
+	size_t len = strlen(note), off = 0;
 	int fd, dfd, ret = -1;
 
-	if (!a->mark_dirty || a->mark_note == NULL)
-		return 0;
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", a->state_path, (long)getpid());
-	snprintf(dir, sizeof(dir), "%s", a->state_path);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	snprintf(dir, sizeof(dir), "%s", path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
-		goto done;
-	len = strlen(a->mark_note);
+		return -1;
 	while (off < len) {
-		ssize_t n = write(fd, a->mark_note + off, len - off);
+		ssize_t n = write(fd, note + off, len - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			close(fd);
-			goto done;
-		}
+		if (n <= 0)
+			break;
 		off += (size_t)n;
 	}
-	if (fsync(fd) != 0) {
+	if (off < len || fsync(fd) != 0) {
 		close(fd);
 		goto done;
 	}
-	if (close(fd) != 0 || rename(tmp, a->state_path) != 0)
+	if (close(fd) != 0 || rename(tmp, path) != 0)
 		goto done;
 	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
@@ -353,19 +340,81 @@ state_write(struct msr_audit *a)
 			    strerror(errno));
 		close(dfd);
 	}
-	a->mark_dirty = 0;
-	a->mark_written_ns = now_ns();
 	ret = 0;
 done:
-	if (ret != 0) {
-		/* Retried with the next batch's mark, not in a loop. */
-		log_error("audit: cannot write the state file %s: %s", a->state_path,
-		    strerror(errno));
+	if (ret != 0)
 		unlink(tmp);
-		a->mark_dirty = 0;
-		a->mark_written_ns = now_ns();
-	}
 	return ret;
+}
+
+/* The state file writer: the newest handed note, coalescing, until stopped. */
+static void *
+writer_main(void *arg)
+{
+	struct msr_audit *a = arg;
+
+	pthread_mutex_lock(&a->wlock);
+	while (!a->wstop || a->wpending != NULL) {
+		char *note = a->wpending;
+
+		if (note == NULL) {
+			pthread_cond_wait(&a->wcond, &a->wlock);
+			continue;
+		}
+		a->wpending = NULL;
+		pthread_mutex_unlock(&a->wlock);
+		if (state_write_file(a->state_path, note) != 0)
+			log_error("audit: cannot write the state file %s: %s", a->state_path,
+			    strerror(errno));
+		free(note);
+		pthread_mutex_lock(&a->wlock);
+		if (!a->wstop) {
+			/* At most one write per STATE_PAUSE_MS; newer notes coalesce. */
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += STATE_PAUSE_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&a->wcond, &a->wlock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&a->wlock);
+	return NULL;
+}
+
+/*
+ * The newest checkpoint signed or verified: remember it (never going back)
+ * and, when note is given (ownership passes), hand a copy to the writer.
+ */
+static void
+mark_set(struct msr_audit *a, uint64_t size, const uint8_t root[HLEN], char *note,
+    int persist)
+{
+	if (a->have_mark && size < a->mark_size) {
+		free(note);
+		return;
+	}
+	a->have_mark = 1;
+	a->mark_size = size;
+	memcpy(a->mark_root, root, HLEN);
+	if (note == NULL)
+		return;
+	free(a->mark_note);
+	a->mark_note = note;
+	if (persist) {
+		char *copy = strdup(note);
+
+		pthread_mutex_lock(&a->wlock);
+		if (copy != NULL) {
+			free(a->wpending);
+			a->wpending = copy;
+		}
+		pthread_cond_signal(&a->wcond);
+		pthread_mutex_unlock(&a->wlock);
+	}
 }
 
 /* Read the state file at start: the mark, or why it cannot be trusted. */
@@ -388,8 +437,7 @@ state_read(struct msr_audit *a)
 		return;
 	}
 	log_info("audit: high-water mark from %s: tree size %" PRIu64, a->state_path, cp.size);
-	mark_set(a, cp.size, cp.root, note);
-	a->mark_dirty = 0;
+	mark_set(a, cp.size, cp.root, note, 0);
 }
 
 /*
@@ -532,7 +580,7 @@ adopt_head(struct msr_audit *a, struct msr_db_conn *c, struct msr_as_head *h)
 	if (rc != MSR_AS_OK)
 		return rc;
 	a->have_row = 1;
-	mark_set(a, h->size, h->root, h->note);
+	mark_set(a, h->size, h->root, h->note, 1);
 	h->note = NULL;
 	atomic_store(&a->m_tree_size, h->size);
 	return MSR_AS_OK;
@@ -691,8 +739,6 @@ seq_check(struct msr_audit *a)
 	}
 	if (rc == MSR_AS_OK) {
 		a->last_scan_ns = 0;	/* void what a crash left, at once */
-		a->mark_dirty = a->mark_note != NULL;
-		state_write(a);
 		log_info("audit: sequencer ready at tree size %" PRIu64, a->fr.size);
 	}
 done:
@@ -912,7 +958,7 @@ batch_settle(struct msr_audit *a, const struct msr_merkle_frontier *fr, char *no
 {
 	a->fr = *fr;
 	a->have_row = 1;
-	mark_set(a, a->b.size, a->b.root, note);
+	mark_set(a, a->b.size, a->b.root, note, 1);
 	atomic_store(&a->m_tree_size, a->b.size);
 	atomic_fetch_add(&a->m_batches, 1);
 	atomic_fetch_add(&a->m_entries, a->b.nentries);
@@ -1122,13 +1168,6 @@ seq_ready(struct msr_audit *a)
 	uint64_t until;
 	int rc;
 
-	if (a->qlen == 0 && a->mark_dirty) {
-		/* Idle: persist the mark now (under load: every STATE_EVERY_MS). */
-		pthread_mutex_unlock(&a->lock);
-		state_write(a);
-		pthread_mutex_lock(&a->lock);
-		return;
-	}
 	if (a->qlen == 0 && !scan_due(a)) {
 		uint64_t next = a->last_scan_ns + scan_every_ns(a), now = now_ns();
 
@@ -1159,11 +1198,6 @@ seq_ready(struct msr_audit *a)
 		log_warn("audit: batch failed; its requests get 503; reloading");
 		set_state(a, SEQ_RELOADING);
 		fail_queue(a);
-	} else if (a->mark_dirty &&
-	    now_ns() - a->mark_written_ns >= STATE_EVERY_MS * 1000000ull) {
-		pthread_mutex_unlock(&a->lock);
-		state_write(a);
-		pthread_mutex_lock(&a->lock);
 	}
 }
 
@@ -1195,7 +1229,6 @@ sequencer_main(void *arg)
 	}
 	fail_queue(a);
 	pthread_mutex_unlock(&a->lock);
-	state_write(a);
 	return NULL;
 }
 
@@ -1224,6 +1257,8 @@ msr_audit_start(const struct msr_config *cfg)
 	pthread_condattr_setclock(&a->cattr, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->work, &a->cattr);
 	pthread_cond_init(&a->settled, &a->cattr);
+	pthread_mutex_init(&a->wlock, NULL);
+	pthread_cond_init(&a->wcond, NULL);
 	atomic_init(&a->state, SEQ_STARTING);
 	a->backoff_ms = RETRY_MIN_MS;
 	a->db_url = xstrdup(cfg->db_url);
@@ -1259,6 +1294,9 @@ msr_audit_start(const struct msr_config *cfg)
 	if (a->vkey == NULL || a->pool == NULL)
 		goto fail;
 	state_read(a);
+	if (pthread_create(&a->writer, NULL, writer_main, a) != 0)
+		goto fail;
+	a->writer_started = 1;
 	if (pthread_create(&a->thread, NULL, sequencer_main, a) != 0)
 		goto fail;
 	a->thread_started = 1;
@@ -1294,6 +1332,14 @@ msr_audit_stop(struct msr_audit *a)
 		pthread_mutex_unlock(&a->lock);
 		pthread_join(a->thread, NULL);
 	}
+	if (a->writer_started) {
+		pthread_mutex_lock(&a->wlock);
+		a->wstop = 1;
+		pthread_cond_signal(&a->wcond);
+		pthread_mutex_unlock(&a->wlock);
+		pthread_join(a->writer, NULL);	/* the newest mark is on disk */
+	}
+	free(a->wpending);
 	msr_db_pool_free(a->pool);
 	msr_note_signer_wipe(&a->signer);
 	msr_as_batch_free(&a->b);
@@ -1308,6 +1354,8 @@ msr_audit_stop(struct msr_audit *a)
 	pthread_cond_destroy(&a->settled);
 	pthread_condattr_destroy(&a->cattr);
 	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->wcond);
+	pthread_mutex_destroy(&a->wlock);
 	free(a);
 }
 
