@@ -17,23 +17,34 @@
  *   the one entry this file writes itself (canonical JSON, keys sorted):
  *     {"action":"audit.write_void","reason":...,"void_for":N}   see "Writes"
  *
- * States (one enum, struct msr_audit.state; the function that makes each
- * transition is named on its arrow):
+ * States (enum seq_state in struct msr_audit.state, written under a->lock;
+ * each transition is made by the function named on it, as in SQLite's pager.c):
  *
- *     STARTING --sequencer_main--> CHECKING --seq_check: passed------> READY
- *                                    |  ^                              |  ^
- *                  seq_check: I/O    +--+ (backoff 250 ms .. 5 s)      |  |
- *                  error, retry                                        |  |
- *                                    | seq_check: integrity failure    |  |
- *                                    v                                 |  |
- *                                 REFUSING <--seq_batch: head does not-+  |
- *                                    ^        extend the mark             |
- *                                    |                                    |
- *                                    +--seq_reload: integrity-- RELOADING-+
- *                                                  seq_batch: I/O  ^  |  seq_reload:
- *                                                  error ----------+  |  passed
- *                                                  (from READY)       +--(I/O: backoff)
- *     any state --msr_audit_stop--> STOPPING
+ *                 sequencer_main           seq_recover
+ *     STARTING ------------------> CHECKING ------------> READY <------+
+ *                                   |  ^  |                |  |        |
+ *                       seq_recover +--+  | refuse         |  |        | seq_recover
+ *                       (I/O, backoff)    v                |  |        |
+ *                                       REFUSING <---------+  |        |
+ *                                         ^        refuse     |        |
+ *                                         |                   v        |
+ *                                         +------------- RELOADING ----+
+ *                                              refuse     |  ^
+ *                                                         +--+ seq_recover (I/O, backoff)
+ *     (any) ---- msr_audit_stop ----> STOPPING
+ *
+ *   from       to         by              when
+ *   STARTING   CHECKING   sequencer_main  the thread starts
+ *   CHECKING   READY      seq_recover     seq_check passed (tail, full, state file)
+ *   CHECKING   CHECKING   seq_recover     seq_check: database error; retried, backoff
+ *                                         250 ms doubling to 5 s
+ *   CHECKING   REFUSING   refuse          seq_check: integrity failure
+ *   READY      RELOADING  seq_ready       seq_batch: database error (its waiters fail)
+ *   READY      REFUSING   refuse          seq_batch: the head does not extend the mark
+ *   RELOADING  READY      seq_recover     seq_reload: head and frontier reloaded
+ *   RELOADING  RELOADING  seq_recover     seq_reload: database error; retried, backoff
+ *   RELOADING  REFUSING   refuse          seq_reload: integrity failure
+ *   any        STOPPING   msr_audit_stop
  *
  *   Only READY sequences (msr_audit_ready() is 1 only there; /readyz says 503
  *   otherwise). REFUSING is final for the process: the log failed an

@@ -455,38 +455,55 @@ await_agreement(int timeout_ms)
 
 START_TEST(wait_timeout_is_voided)
 {
-	PGconn *pg = PQconnectdb(it.url_super);
-	PGresult *res;
-	char sql[200], *note;
-	int voids;
+	char sql[200], id[16], *note;
+	int voids = 0, attempt;
+	uint64_t n = 0;
 
-	ck_assert_int_eq(PQstatus(pg), CONNECTION_OK);
 	ck_assert_int_eq(create_manufacturer(&it, "wt0", NULL), 201);
 	/*
 	 * Make the batch holding the next entry wait, with the entry in flight:
 	 * an uncommitted intent row for that index blocks the batch's INSERT
 	 * (unique key) until this transaction ends. The write's wait times out
-	 * first (wait_ms = 1000) and it is rolled back.
+	 * first (wait_ms = 1000) and it is rolled back. (On a very loaded machine
+	 * the entry may still be queued when the wait ends: then it is never
+	 * logged, which is also correct; the scenario is tried again.)
 	 */
-	note = checkpoint_note(&it);
-	snprintf(sql, sizeof(sql), "BEGIN; INSERT INTO audit_pending (idx) VALUES (%llu)",
-	    (unsigned long long)note_size(note));
-	free(note);
-	res = PQexec(pg, sql);
-	ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
-	PQclear(res);
-	ck_assert_int_eq(create_manufacturer(&it, "wt1", NULL), 503);
-	/* Released: the entry (status 201) is committed after its write rolled back. */
-	res = PQexec(pg, "ROLLBACK");
-	PQclear(res);
-	PQfinish(pg);
-	ck_assert_int_eq(msr_it_wait_ready(&it, 10000), 0);
-	voids = await_agreement(15000);
+	for (attempt = 0; attempt < 3 && voids == 0; attempt++) {
+		PGconn *pg = PQconnectdb(it.url_super);
+		PGresult *res;
+
+		ck_assert_int_eq(PQstatus(pg), CONNECTION_OK);
+		note = checkpoint_note(&it);
+		n = note_size(note);
+		snprintf(sql, sizeof(sql), "BEGIN; INSERT INTO audit_pending (idx) VALUES (%llu)",
+		    (unsigned long long)n);
+		free(note);
+		res = PQexec(pg, sql);
+		ck_assert_int_eq(PQresultStatus(res), PGRES_COMMAND_OK);
+		PQclear(res);
+		snprintf(id, sizeof(id), "wt1-%d", attempt);
+		ck_assert_int_eq(create_manufacturer(&it, id, NULL), 503);
+		/* Released: the entry (status 201) is committed after its write rolled back. */
+		res = PQexec(pg, "ROLLBACK");
+		PQclear(res);
+		PQfinish(pg);
+		ck_assert_int_eq(msr_it_wait_ready(&it, 10000), 0);
+		/* Was the entry logged? Its batch commits once unblocked. */
+		for (int waited = 0; waited < 5000; waited += 100) {
+			note = checkpoint_note(&it);
+			if (note_size(note) > n)
+				waited = 5000;
+			free(note);
+			msleep(100);
+		}
+		voids = await_agreement(15000);
+	}
 	ck_assert_int_eq(voids, 1);
 	ck_assert(metric(&it, "msreg_audit_writes_voided_total 1"));
-	fprintf(stderr, "wait timeout: %d void entry\n", voids);
+	fprintf(stderr, "wait timeout: %d void entry (after %d attempt%s)\n", voids, attempt,
+	    attempt == 1 ? "" : "s");
 	/* The same write again is not a 409: it was never stored. */
-	ck_assert_int_eq(create_manufacturer(&it, "wt1", NULL), 201);
+	ck_assert_int_eq(create_manufacturer(&it, id, NULL), 201);
 	ck_assert_int_eq(await_agreement(5000), 1);
 }
 END_TEST
