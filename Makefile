@@ -2,7 +2,8 @@
 #
 #   make            bin/msregd and bin/msreg
 #   make run        install missing deps, start a local PostgreSQL under var/, serve
-#   make check      unit tests, then integration tests against a real cluster
+#   make check      unit tests, integration tests against a real cluster, browser tests
+#   make browser    the web console in headless Chromium (tests/browser/)
 #   make bench      benchmarks (bounded; prints figures and ratios)
 #   make fuzz       bounded libFuzzer runs of every parser
 #   make lint       cppcheck + clang-tidy
@@ -37,16 +38,18 @@ CURL_CFLAGS = $(shell pkg-config --cflags libcurl 2>/dev/null)
 MAINS     := server/msregd.c server/msreg.c
 LIB_SRC   := $(filter-out $(MAINS),$(wildcard server/*.c))
 LIB_OBJ   := $(LIB_SRC:server/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
-EMBED     := $(sort $(wildcard sql/[0-9]*.sql)) server/openapi.json
+EMBED     := $(sort $(wildcard sql/[0-9]*.sql)) server/openapi.json \
+             $(sort $(wildcard server/ui/*))
 UNIT_SRC  := $(wildcard tests/check_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/%.c=$(BUILD)/tests/%)
 IT_SRC    := $(wildcard tests/it_*.c)
 IT_BIN    := $(IT_SRC:tests/%.c=$(BUILD)/tests/%)
 HARNESS   := $(BUILD)/tests/harness.o
+BROWSER   := $(BUILD)/tests/browser_driver
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all run check unit integration bench fuzz lint clean deps
+.PHONY: all run check unit integration browser bench fuzz lint clean deps
 all: deps-ok $(BIN)/msregd $(BIN)/msreg
 
 .PHONY: deps-ok
@@ -75,6 +78,10 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libmsreg.a $(HARNESS) $(wildcard include/ms
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(HARNESS) $(BUILD)/libmsreg.a \
 	    $(LDFLAGS) $(PKG_LIBS) $(CHECK_LIBS) $(CURL_LIBS) -lm
 
+$(BROWSER): tests/browser/driver.c $(BUILD)/libmsreg.a $(HARNESS) tests/harness.h | $(BUILD)/tests
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(HARNESS) $(BUILD)/libmsreg.a \
+	    $(LDFLAGS) $(PKG_LIBS) $(CHECK_LIBS) $(CURL_LIBS) -lm
+
 $(HARNESS): tests/harness.c tests/harness.h | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -c $< -o $@
 
@@ -95,7 +102,11 @@ unit: all $(UNIT_BIN)
 integration: all $(IT_BIN)
 	tests/run-integration.sh $(IT_BIN)
 
-check: unit integration
+# the web console in Debian's Chromium (tests/browser/run.sh)
+browser: all $(BROWSER)
+	tests/browser/run.sh $(BROWSER)
+
+check: unit integration browser
 
 bench: all $(BENCH_BIN)
 	tests/bench/run.sh

@@ -16,6 +16,10 @@ PKGS=(
   curl
   openssl             # test certificates for the TLS integration test
   postgresql-15       # server binaries for the throwaway cluster (includes pg_trgm)
+  chromium            # the web console's browser tests (headless, driven by playwright-core)
+  nodejs npm          # runs those tests; npm ci installs playwright-core into tests/browser/
+  golang-go           # tests/go/tilecheck: the reference tlog tile client (it_tiles)
+  golang-golang-x-mod-dev # golang.org/x/mod/sumdb/tlog and sumdb/note, no network needed
 )
 BENCH_PKGS=(wrk)
 

@@ -8,6 +8,8 @@
 #   deploy/pg.sh createdb BASE NAME  create roles msreg_owner/msreg_app and database NAME
 #   deploy/pg.sh url BASE NAME [ROLE]  print a libpq URL for ROLE (default msreg_app)
 #   deploy/pg.sh psql BASE NAME ...  psql as the cluster superuser
+#   deploy/pg.sh replica BASE PRIMARY  a hot-standby streaming replica of the cluster
+#                                    under PRIMARY (pg_basebackup -R), started
 #
 # The cluster listens only on a Unix socket in BASE/run (no TCP) and trusts local
 # connections: it is reachable only through that directory. PostgreSQL refuses to
@@ -107,6 +109,23 @@ url)
 psql)
 	name=${3:?database name}; shift 3
 	psql_su "$name" "$@"
+	;;
+replica)
+	primary=$(cd "${3:?primary BASE}" && pwd)
+	if [ ! -f "$DATA/PG_VERSION" ]; then
+		mkdir -p "$RUN"
+		[ "$(id -u)" -eq 0 ] && chown postgres: "$BASE" "$RUN"
+		# -R writes primary_conninfo and standby.signal; -X stream copies the WAL too
+		as_pg "$PGBIN/pg_basebackup" -D "$DATA" -h "$primary/run" -U "$(superuser)" \
+			-R -X stream -c fast >"$BASE/basebackup.log" 2>&1 || {
+			cat "$BASE/basebackup.log" >&2; exit 1; }
+		cat >>"$DATA/postgresql.conf" <<CONF
+unix_socket_directories = '$RUN'
+shared_buffers = 128MB
+hot_standby = on
+CONF
+	fi
+	do_start
 	;;
 *) echo "pg.sh: unknown command $cmd" >&2; exit 2 ;;
 esac

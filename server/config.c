@@ -16,11 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "msreg/common.h"
 #include "msreg/log.h"
 
-enum dir_type { T_STR, T_INT, T_SIZE, T_DOUBLE, T_LEVEL };
+enum dir_type { T_STR, T_INT, T_SIZE, T_DOUBLE, T_LEVEL, T_BOOL, T_LIST };
 
 struct directive {
 	const char   *section;
@@ -47,6 +48,8 @@ static const struct directive directives[] = {
 	D("database", "pool_size", T_INT, db_pool_size, 1, 1000),
 	D("database", "pool_wait_ms", T_INT, db_pool_wait_ms, 1, 600000),
 	D("database", "statement_timeout_ms", T_INT, db_statement_timeout_ms, 0, 3600000),
+	D("database", "read_url", T_STR, db_read_url, 0, 0),
+	D("database", "read_pool_size", T_INT, db_read_pool_size, 0, 1000),
 	D("audit", "origin", T_STR, audit_origin, 0, 0),
 	D("audit", "key_file", T_STR, audit_key_file, 0, 0),
 	D("audit", "batch_wait_us", T_INT, audit_batch_wait_us, 0, 1000000),
@@ -67,6 +70,34 @@ static const struct directive directives[] = {
 	D("rate", "per_second", T_DOUBLE, rate_per_second, 0, 1e9),
 	D("rate", "burst", T_DOUBLE, rate_burst, 1, 1e9),
 	D("log", "level", T_LEVEL, log_level, 0, 0),
+	/* bounded requests and rate limits (issue 8) */
+	D("http", "body_limit_small", T_SIZE, http_body_limit_small, 1024, 1073741824.0),
+	D("http", "body_memory_limit", T_SIZE, http_body_memory_limit, 65536, 68719476736.0),
+	D("http", "request_timeout", T_INT, http_request_timeout, 1, 3600),
+	D("http", "per_address_connections", T_INT, http_per_address_connections, 0, 100000),
+	D("http", "url_limit", T_INT, http_url_limit, 256, 32768),
+	D("http", "header_limit", T_INT, http_header_limit, 1024, 32768),
+	D("http", "json_max_depth", T_INT, http_json_max_depth, 2, 1000),
+	D("http", "json_max_values", T_INT, http_json_max_values, 16, 100000000),
+	D("rate", "enabled", T_BOOL, rate_enabled, 0, 1),
+	D("rate", "investigator_per_second", T_DOUBLE, rate_role[MSR_RATE_INVESTIGATOR].per_second, 0, 1e9),
+	D("rate", "investigator_burst", T_DOUBLE, rate_role[MSR_RATE_INVESTIGATOR].burst, 1, 1e9),
+	D("rate", "manufacturer_per_second", T_DOUBLE, rate_role[MSR_RATE_MANUFACTURER].per_second, 0, 1e9),
+	D("rate", "manufacturer_burst", T_DOUBLE, rate_role[MSR_RATE_MANUFACTURER].burst, 1, 1e9),
+	D("rate", "dealer_per_second", T_DOUBLE, rate_role[MSR_RATE_DEALER].per_second, 0, 1e9),
+	D("rate", "dealer_burst", T_DOUBLE, rate_role[MSR_RATE_DEALER].burst, 1, 1e9),
+	D("rate", "auditor_per_second", T_DOUBLE, rate_role[MSR_RATE_AUDITOR].per_second, 0, 1e9),
+	D("rate", "auditor_burst", T_DOUBLE, rate_role[MSR_RATE_AUDITOR].burst, 1, 1e9),
+	D("rate", "admin_per_second", T_DOUBLE, rate_role[MSR_RATE_ADMIN].per_second, 0, 1e9),
+	D("rate", "admin_burst", T_DOUBLE, rate_role[MSR_RATE_ADMIN].burst, 1, 1e9),
+	D("rate", "address_per_second", T_DOUBLE, rate_role[MSR_RATE_ADDRESS].per_second, 0, 1e9),
+	D("rate", "address_burst", T_DOUBLE, rate_role[MSR_RATE_ADDRESS].burst, 1, 1e9),
+	D("witness", "witness", T_LIST, witness_witnesses, 0, 0),
+	D("witness", "quorum", T_INT, witness_quorum, 0, 64),
+	D("witness", "interval_ms", T_INT, witness_interval_ms, 10, 3600000),
+	D("witness", "timeout_ms", T_INT, witness_timeout_ms, 10, 600000),
+	D("witness", "max_age_s", T_INT, witness_max_age_s, 1, 86400),
+	D("witness", "policy", T_STR, witness_policy, 0, 0),
 };
 
 struct load_ctx {
@@ -116,6 +147,22 @@ msr_config_defaults(struct msr_config *cfg)
 	cfg->limits_allocate_max = 10000;
 	cfg->rate_per_second = 0;
 	cfg->rate_burst = 100;
+	cfg->rate_enabled = 1;
+	/*
+	 * Per-role defaults (see config.example.ini for the reasoning). -1 marks
+	 * "not set in the file" so that a legacy [rate] per_second/burst > 0 can
+	 * stand in for every role not configured by name (msr_config_rate()).
+	 */
+	for (int i = 0; i < MSR_RATE_NCLASSES; i++)
+		cfg->rate_role[i].per_second = cfg->rate_role[i].burst = -1;
+	cfg->http_body_limit_small = (size_t)64 * 1024;
+	cfg->http_body_memory_limit = (size_t)128 * 1024 * 1024;
+	cfg->http_request_timeout = 60;
+	cfg->http_per_address_connections = 64;
+	cfg->http_url_limit = 4096;
+	cfg->http_header_limit = 16384;
+	cfg->http_json_max_depth = 32;
+	cfg->http_json_max_values = 1000000;
 	cfg->log_level = MSR_LOG_INFO;
 }
 
@@ -129,6 +176,31 @@ apply(struct load_ctx *ctx, const struct directive *d, const char *value)
 
 	switch (d->type) {
 	case T_STR:
+		set_str((char **)(void *)base, value);
+		return 0;
+	case T_BOOL:
+		if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
+		    strcmp(value, "on") == 0 || strcmp(value, "1") == 0) {
+			*(int *)(void *)base = 1;
+		} else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+		    strcmp(value, "off") == 0 || strcmp(value, "0") == 0) {
+			*(int *)(void *)base = 0;
+		} else {
+			snprintf(ctx->err, ctx->errlen, "[%s] %s: \"%s\" is not true or false",
+			    d->section, d->key, value);
+			return -1;
+		}
+		return 0;
+	case T_LIST:	/* a repeatable key: values joined with ", " */
+		if (*(char **)(void *)base != NULL) {
+			char *joined = NULL;
+
+			if (asprintf(&joined, "%s, %s", *(char **)(void *)base, value) < 0)
+				msr_fatal("out of memory");
+			free(*(char **)(void *)base);
+			*(char **)(void *)base = joined;
+			return 0;
+		}
 		set_str((char **)(void *)base, value);
 		return 0;
 	case T_LEVEL:
@@ -184,6 +256,8 @@ on_ini_pair(void *user, const char *section, const char *name, const char *value
 	return 0;
 }
 
+static int key_file_private(const char *path, char *err, size_t errlen);
+
 static int
 validate(const struct msr_config *cfg, char *err, size_t errlen)
 {
@@ -205,7 +279,53 @@ validate(const struct msr_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "[search] default_limit exceeds max_limit");
 		return -1;
 	}
+	if (cfg->http_body_memory_limit < cfg->http_body_limit) {
+		snprintf(err, errlen, "[http] body_memory_limit is below body_limit:"
+		    " the largest body could never be accepted");
+		return -1;
+	}
+	return key_file_private(cfg->audit_key_file, err, errlen);
+}
+
+/*
+ * The audit signer key must not be readable by group or others (issue 8):
+ * refused at --check-config and at start. A missing file is not this check's
+ * business (the audit module reports it when it loads the key).
+ */
+static int
+key_file_private(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (path == NULL || stat(path, &st) != 0)
+		return 0;
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		snprintf(err, errlen, "[audit] key_file %s has mode %04o: the signer key"
+		    " must not be accessible by group or others (chmod 600)",
+		    path, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
 	return 0;
+}
+
+void
+msr_config_rate(const struct msr_config *cfg, int cls, double *per_second, double *burst)
+{
+	/* requests/s and burst per API key of the role, or per address (unauthenticated) */
+	static const double defaults[MSR_RATE_NCLASSES][2] = {
+		[MSR_RATE_INVESTIGATOR] = { 5, 30 },
+		[MSR_RATE_MANUFACTURER] = { 20, 100 },
+		[MSR_RATE_DEALER] = { 10, 50 },
+		[MSR_RATE_AUDITOR] = { 50, 200 },
+		[MSR_RATE_ADMIN] = { 5, 50 },
+		[MSR_RATE_ADDRESS] = { 20, 100 },
+	};
+	const int legacy = cfg->rate_per_second > 0 && cls != MSR_RATE_ADDRESS;
+
+	*per_second = cfg->rate_role[cls].per_second >= 0 ? cfg->rate_role[cls].per_second :
+	    legacy ? cfg->rate_per_second : defaults[cls][0];
+	*burst = cfg->rate_role[cls].burst >= 0 ? cfg->rate_role[cls].burst :
+	    legacy ? cfg->rate_burst : defaults[cls][1];
 }
 
 int
@@ -242,7 +362,7 @@ void
 msr_config_free(struct msr_config *cfg)
 {
 	for (size_t i = 0; i < MSR_ARRAY_LEN(directives); i++)
-		if (directives[i].type == T_STR)
+		if (directives[i].type == T_STR || directives[i].type == T_LIST)
 			free(*(char **)(void *)((char *)cfg + directives[i].offset));
 	memset(cfg, 0, sizeof(*cfg));
 }

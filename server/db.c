@@ -10,6 +10,28 @@
  *  3. A connection seen broken (CONNECTION_BAD) is closed on release and
  *     reconnected on a later acquire, at most once per RECONNECT_BACKOFF_MS per
  *     slot, so that an outage turns requests into fast 503s instead of stalls.
+ *
+ * Read replica ([database] read_url). A primary pool may own a second pool on a
+ * streaming replica (msr_db_pool_set_replica). msr_db_exec_read() runs a read
+ * there when that cannot show the caller less than the primary would:
+ *  4. Read-your-writes: every COMMIT through a primary pool with a replica
+ *     records pg_current_wal_lsn() afterwards (commit_lsn, monotonic max). A
+ *     read goes to the replica only if the replica's replay LSN is at or past
+ *     commit_lsn; the replica's LSN is cached (it only grows, so a cached value
+ *     is a safe lower bound) and asked again only when the cache is behind.
+ *     Only "COMMIT" through msr_db_command() counts, i.e. the middleware's
+ *     commit of a write. A transaction that commits on every read (say, a
+ *     counter) and whose rows are never read from the replica should commit
+ *     some other way, or every read after it waits for the replica or goes
+ *     to the primary.
+ *  5. A miss is never answered from the replica: a result with fewer rows than
+ *     the caller expects (min_rows: 1 for an exact lookup, the number of codes
+ *     the index found for a search) is retried on the primary, so a row
+ *     committed through another instance and not yet replayed is still found.
+ *  6. The replica is optional for availability: any failure (no connection,
+ *     query error, recovery conflict) falls back to the primary, and after a
+ *     failure the replica is not tried again for REPLICA_RETRY_MS, so a stopped
+ *     replica costs one failed attempt per interval, not one per request.
  */
 #include "msreg/db.h"
 
@@ -25,6 +47,7 @@
 
 #define MAX_STMTS            256
 #define RECONNECT_BACKOFF_MS 250
+#define REPLICA_RETRY_MS     1000
 
 struct slot {
 	struct msr_db_conn conn;
@@ -40,6 +63,12 @@ struct msr_db_pool {
 	struct slot     *slots;
 	pthread_mutex_t  lock;
 	pthread_cond_t   freed;
+	/* read replica (invariants 4-6); atomics, no lock */
+	struct msr_db_pool *replica;       /* primary pools: owned, or NULL */
+	uint64_t         commit_lsn;       /* primary: highest LSN after our COMMITs */
+	uint64_t         replay_lsn;       /* replica: last replay LSN seen (lower bound) */
+	int64_t          down_until_ms;    /* replica: not tried before this time */
+	uint64_t         reads[MSR_DB_READ_OUTCOMES];
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -142,6 +171,7 @@ msr_db_pool_free(struct msr_db_pool *pool)
 {
 	if (pool == NULL)
 		return;
+	msr_db_pool_free(pool->replica);
 	for (int i = 0; i < pool->size; i++)
 		if (pool->slots[i].conn.pg != NULL)
 			PQfinish(pool->slots[i].conn.pg);
@@ -170,8 +200,9 @@ pick_slot(struct msr_db_pool *pool)
 	return unconnected;
 }
 
-struct msr_db_conn *
-msr_db_acquire(struct msr_db_pool *pool)
+/* As msr_db_acquire(); *exhausted says whether NULL meant "no free slot in time". */
+static struct msr_db_conn *
+acquire(struct msr_db_pool *pool, int *exhausted)
 {
 	struct timespec deadline;
 	struct slot *s = NULL;
@@ -191,6 +222,7 @@ msr_db_acquire(struct msr_db_pool *pool)
 			break;
 		if (pthread_cond_timedwait(&pool->freed, &pool->lock, &deadline) == ETIMEDOUT) {
 			pthread_mutex_unlock(&pool->lock);
+			*exhausted = 1;
 			log_warn("database pool exhausted after %d ms", pool->wait_ms);
 			return NULL;
 		}
@@ -213,6 +245,14 @@ msr_db_acquire(struct msr_db_pool *pool)
 		}
 	}
 	return &s->conn;
+}
+
+struct msr_db_conn *
+msr_db_acquire(struct msr_db_pool *pool)
+{
+	int exhausted = 0;
+
+	return acquire(pool, &exhausted);
 }
 
 void
@@ -304,6 +344,50 @@ msr_db_exec(struct msr_db_conn *c, const struct msr_db_stmt *s, const char *cons
 	return msr_db_exec_params(c, s, values, NULL, NULL, 0);
 }
 
+/* "16/B374D848" -> 0x16B374D848; 0 for NULL or garbage. */
+static uint64_t
+parse_lsn(const char *s)
+{
+	unsigned long hi, lo;
+	char *end;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	hi = strtoul(s, &end, 16);
+	if (*end != '/')
+		return 0;
+	lo = strtoul(end + 1, &end, 16);
+	if (*end != '\0')
+		return 0;
+	return ((uint64_t)hi << 32) | (uint64_t)(lo & 0xffffffffUL);
+}
+
+static void
+atomic_max_u64(uint64_t *p, uint64_t v)
+{
+	uint64_t cur = __atomic_load_n(p, __ATOMIC_ACQUIRE);
+
+	while (cur < v &&
+	    !__atomic_compare_exchange_n(p, &cur, v, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		;
+}
+
+/* A fixed single-value query; returns the LSN or 0 (and marks c broken if lost). */
+static uint64_t
+query_lsn(struct msr_db_conn *c, const char *sql)
+{
+	PGresult *res = PQexec(c->pg, sql);
+	uint64_t lsn = 0;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    !PQgetisnull(res, 0, 0))
+		lsn = parse_lsn(PQgetvalue(res, 0, 0));
+	else
+		check_broken(c);
+	PQclear(res);
+	return lsn;
+}
+
 int
 msr_db_command(struct msr_db_conn *c, const char *sql)
 {
@@ -317,7 +401,131 @@ msr_db_command(struct msr_db_conn *c, const char *sql)
 	if (ret != 0)
 		check_broken(c);
 	PQclear(res);
+	/* invariant 4: remember how far a replica must be to show this commit */
+	if (ret == 0 && c->pool->replica != NULL && strcmp(sql, "COMMIT") == 0) {
+		uint64_t lsn = query_lsn(c, "SELECT pg_current_wal_lsn()");
+		if (lsn == 0)   /* unknown: no replica read until a later commit says */
+			lsn = UINT64_MAX;
+		atomic_max_u64(&c->pool->commit_lsn, lsn);
+	}
 	return ret;
+}
+
+void
+msr_db_pool_set_replica(struct msr_db_pool *primary, struct msr_db_pool *replica)
+{
+	msr_db_pool_free(primary->replica);
+	primary->replica = replica;
+}
+
+static void
+count_read(struct msr_db_pool *rp, enum msr_db_read_outcome o)
+{
+	__atomic_add_fetch(&rp->reads[o], 1, __ATOMIC_RELAXED);
+}
+
+static void
+replica_down(struct msr_db_pool *rp)
+{
+	__atomic_store_n(&rp->down_until_ms, (int64_t)(msr_now_ns() / 1000000) +
+	    REPLICA_RETRY_MS, __ATOMIC_RELEASE);
+	/* a replica that comes back may be a different, older one */
+	__atomic_store_n(&rp->replay_lsn, 0, __ATOMIC_RELEASE);
+}
+
+PGresult *
+msr_db_exec_read(struct msr_db_conn *primary, const struct msr_db_stmt *s,
+    const char *const *values, int min_rows)
+{
+	struct msr_db_pool *rp = primary->pool->replica;
+	struct msr_db_conn *c;
+	PGresult *res;
+	uint64_t need, have;
+	int exhausted = 0;
+
+	if (rp == NULL)
+		return msr_db_exec(primary, s, values);
+	if ((int64_t)(msr_now_ns() / 1000000) < __atomic_load_n(&rp->down_until_ms,
+	    __ATOMIC_ACQUIRE)) {
+		count_read(rp, MSR_DB_READ_UNAVAILABLE);
+		return msr_db_exec(primary, s, values);
+	}
+	c = acquire(rp, &exhausted);
+	if (c == NULL) {
+		if (!exhausted)      /* busy is not down */
+			replica_down(rp);
+		count_read(rp, MSR_DB_READ_UNAVAILABLE);
+		return msr_db_exec(primary, s, values);
+	}
+	need = __atomic_load_n(&primary->pool->commit_lsn, __ATOMIC_ACQUIRE);
+	have = __atomic_load_n(&rp->replay_lsn, __ATOMIC_ACQUIRE);
+	if (have < need) {
+		have = query_lsn(c, "SELECT pg_last_wal_replay_lsn()");
+		if (c->broken) {
+			msr_db_release(c);
+			replica_down(rp);
+			count_read(rp, MSR_DB_READ_UNAVAILABLE);
+			return msr_db_exec(primary, s, values);
+		}
+		atomic_max_u64(&rp->replay_lsn, have);
+		if (have < need) {
+			msr_db_release(c);
+			count_read(rp, MSR_DB_READ_BEHIND);
+			return msr_db_exec(primary, s, values);
+		}
+	}
+	res = msr_db_exec(c, s, values);
+	if (!msr_db_ok(res)) {
+		if (!c->broken)
+			log_warn("replica read %s failed (%s); reading the primary", s->name,
+			    res ? msr_db_sqlstate(res) : "not sent");
+		PQclear(res);
+		if (c->broken)
+			replica_down(rp);
+		msr_db_release(c);
+		count_read(rp, MSR_DB_READ_UNAVAILABLE);
+		return msr_db_exec(primary, s, values);
+	}
+	msr_db_release(c);
+	if (PQntuples(res) < min_rows) {
+		PQclear(res);
+		count_read(rp, MSR_DB_READ_MISS);
+		return msr_db_exec(primary, s, values);
+	}
+	count_read(rp, MSR_DB_READ_REPLICA);
+	return res;
+}
+
+int
+msr_db_metrics(struct msr_db_pool *pool, char *buf, size_t len)
+{
+	static const char *const names[MSR_DB_READ_OUTCOMES] = {
+		"replica", "primary_miss", "primary_behind", "primary_unavailable",
+	};
+	struct msr_db_pool *rp = pool->replica;
+	size_t used;
+	int n;
+
+	if (len == 0)
+		return -1;
+	buf[0] = '\0';
+	if (rp == NULL)
+		return 0;
+	n = snprintf(buf, len, "# HELP msreg_db_replica_reads_total Reads offered to the"
+	    " read replica, by where they were answered.\n"
+	    "# TYPE msreg_db_replica_reads_total counter\n");
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	used = (size_t)n;
+	for (int i = 0; i < MSR_DB_READ_OUTCOMES; i++) {
+		n = snprintf(buf + used, len - used,
+		    "msreg_db_replica_reads_total{served=\"%s\"} %llu\n", names[i],
+		    (unsigned long long)__atomic_load_n(&rp->reads[i], __ATOMIC_RELAXED));
+		if (n < 0 || (size_t)n >= len - used)
+			return -1;
+		used += (size_t)n;
+	}
+	return 0;
 }
 
 int

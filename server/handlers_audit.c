@@ -39,10 +39,13 @@
 #include "msreg/merkle.h"
 #include "msreg/note.h"
 #include "msreg/server.h"
+#include "msreg/witness.h"
 
 #define HLEN            MSR_MERKLE_HASH_LEN
 #define ENTRIES_DEFAULT 100
 #define ENTRIES_MAX     1000
+/* A page stops once its leaves reach this many bytes (at least one entry). */
+#define ENTRIES_PAGE_BYTES (1024 * 1024)
 
 /* ---- helpers ---- */
 
@@ -175,6 +178,7 @@ void
 msr_h_audit_checkpoint(struct msr_req *r)
 {
 	struct msr_as_head h;
+	char *text;
 
 	if (msr_req_db(r) == NULL)
 		return;
@@ -187,8 +191,13 @@ msr_h_audit_checkpoint(struct msr_req *r)
 		msr_reply_unavailable(r, "no checkpoint has been signed yet");
 		goto done;
 	}
-	msr_reply_text(r, 200, "text/plain; charset=utf-8", h.note);
-	h.note = NULL;
+	text = msr_witness_client_decorate(r->srv->witness, h.note,
+	    strlen(h.note));	/* with witness cosignatures */
+	if (text == NULL) {
+		text = h.note;
+		h.note = NULL;
+	}
+	msr_reply_text(r, 200, "text/plain; charset=utf-8", text);
 done:
 	msr_as_head_clear(&h);
 }
@@ -280,19 +289,21 @@ msr_h_audit_entries(struct msr_req *r)
 		goto done;
 	}
 	list = json_array();
-	for (int i = 0; list != NULL && i < PQntuples(res); i++) {
+	for (int i = 0, bytes = 0; list != NULL && i < PQntuples(res) &&
+	    (i == 0 || bytes < ENTRIES_PAGE_BYTES); i++) {
 		const char *leaf = PQgetvalue(res, i, 1);
 		size_t len = (size_t)PQgetlength(res, i, 1);
 		json_int_t idx = (json_int_t)msr_load_be((const uint8_t *)PQgetvalue(res, i, 0), 8);
 		json_t *entry;
 
+		bytes += (int)len;
 		entry = json_loadb(leaf, len, JSON_DECODE_ANY, NULL);
 		json_array_append_new(list, json_pack("{s:I, s:o, s:o}", "index", idx,
 		    "leaf", b64_json((const uint8_t *)leaf, len),
 		    "entry", entry != NULL ? entry : json_null()));
 	}
 	msr_audit_note(r, "start", json_integer((json_int_t)start));
-	msr_audit_note(r, "count", json_integer(PQntuples(res)));
+	msr_audit_note(r, "count", json_integer((json_int_t)json_array_size(list)));
 	msr_reply_json(r, 200, json_pack("{s:o}", "entries", list));
 done:
 	PQclear(res);
@@ -358,7 +369,7 @@ msr_h_audit_receipt(struct msr_req *r)
 	struct msr_as_head cp;
 	PGresult *entry = NULL;
 	uint64_t index = 0, size;
-	char *text = NULL;
+	char *text = NULL, *cosigned = NULL;
 	size_t len, i;
 
 	for (i = 0; arg != NULL && arg[i] != '\0'; i++) {
@@ -408,6 +419,11 @@ msr_h_audit_receipt(struct msr_req *r)
 	rc->extra_len = (size_t)PQgetlength(entry, 0, 1);
 	rc->note = cp.note;
 	rc->note_len = strlen(cp.note);
+	cosigned = msr_witness_client_decorate(r->srv->witness, rc->note, rc->note_len);
+	if (cosigned != NULL) {		/* with witness cosignatures */
+		rc->note = cosigned;
+		rc->note_len = strlen(cosigned);
+	}
 	if (msr_note_receipt_format(rc, &text, &len) != 0) {
 		msr_reply_unavailable(r, "the receipt could not be formatted");
 		goto done;
@@ -418,4 +434,5 @@ done:
 	PQclear(entry);
 	free(rc);
 	free(s);
+	free(cosigned);
 }

@@ -341,7 +341,7 @@ msr_h_code_lookup(struct msr_req *r)
 	if (msr_req_db(r) == NULL)
 		goto done;
 	values[0] = code;
-	res = msr_db_exec(r->db, &stmt_lookup, values);
+	res = msr_db_exec_read(r->db, &stmt_lookup, values, 1);
 	if (!msr_db_ok(res)) {
 		log_warn("code lookup failed: %s",
 		    res ? PQresultErrorMessage(res) : "connection lost");

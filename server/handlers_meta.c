@@ -13,6 +13,7 @@
 #include "msreg/metrics.h"
 #include "msreg/feed.h"
 #include "msreg/server.h"
+#include "msreg/witness.h"
 
 void
 msr_h_healthz(struct msr_req *r)
@@ -26,7 +27,8 @@ msr_h_readyz(struct msr_req *r)
 	int db = msr_db_ping(r->srv->db);
 	int audit = r->srv->audit != NULL && msr_audit_ready(r->srv->audit);
 	int search = r->srv->feed != NULL && msr_feed_ready(r->srv->feed);
-	int ok = db && audit && search && !r->srv->stopping;
+	int witness = !msr_witness_client_refusing(r->srv->witness);
+	int ok = db && audit && search && witness && !r->srv->stopping;
 
 	msr_reply_json(r, ok ? 200 : 503, json_pack("{s:s, s:b, s:b, s:b}",
 	    "status", ok ? "ready" : "unavailable", "database", db, "audit_log", audit,
@@ -36,11 +38,13 @@ msr_h_readyz(struct msr_req *r)
 void
 msr_h_metrics(struct msr_req *r)
 {
-	char extra[4096] = "";
+	char extra[8192] = "";
 	char *text;
 
 	if (r->srv->feed != NULL)
 		msr_feed_metrics(r->srv->feed, extra, sizeof(extra));
+	msr_db_metrics(r->srv->db, extra + strlen(extra), sizeof(extra) - strlen(extra));
+	msr_witness_client_metrics(r->srv->witness, extra, sizeof(extra));
 	if (r->srv->audit != NULL)
 		msr_audit_metrics(r->srv->audit, extra, sizeof(extra));
 	text = msr_metrics_render(r->srv->metrics, extra);

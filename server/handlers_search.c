@@ -137,7 +137,7 @@ resolve_hits(struct msr_req *r, const struct msr_hit *hits, size_t n, json_t *id
 	values[0] = array;
 	if (msr_req_db(r) == NULL)
 		goto done;
-	res = msr_db_exec(r->db, &stmt_details, values);
+	res = msr_db_exec_read(r->db, &stmt_details, values, (int)n);
 	if (!msr_db_ok(res)) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		goto done;

@@ -12,19 +12,29 @@
 #include <string.h>
 #include <time.h>
 
+/* A field name echoed in an error: a client's key can be megabytes long. */
+static json_t *
+field_detail(const char *field)
+{
+	char buf[129];
+
+	msr_utf8_clean(field, strlen(field), buf, sizeof(buf));
+	return json_pack("{s:s}", "field", buf);
+}
+
 static int
 missing(struct msr_req *r, const char *field)
 {
-	msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", field),
-	    "%s is required", field);
+	msr_reply_error(r, 400, "invalid_field", field_detail(field),
+	    "%.128s is required", field);
 	return -1;
 }
 
 static int
 bad(struct msr_req *r, const char *field, const char *why)
 {
-	msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", field),
-	    "%s %s", field, why);
+	msr_reply_error(r, 400, "invalid_field", field_detail(field),
+	    "%.128s %s", field, why);
 	return -1;
 }
 
@@ -173,6 +183,48 @@ msr_reply_add_detail(struct msr_req *r, const char *key, json_t *value)
 		json_object_set_new(err, "detail", detail);
 	}
 	json_object_set_new(detail, key, value);
+}
+
+void
+msr_json_prescan(const char *text, size_t len, size_t *values, int *depth)
+{
+	size_t n = 1;
+	int d = 0, max = 0, in_string = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = 0;
+			continue;
+		}
+		switch (c) {
+		case '"':
+			in_string = 1;
+			break;
+		case '[':
+		case '{':
+			n++;
+			if (++d > max)
+				max = d;
+			break;
+		case ']':
+		case '}':
+			d--;
+			break;
+		case ',':
+		case ':':
+			n++;
+			break;
+		default:
+			break;
+		}
+	}
+	*values = n;
+	*depth = max;
 }
 
 int

@@ -8,6 +8,8 @@
  *   msreg keygen --name ORIGIN --out FILE
  *   msreg [--config FILE] audit verify (--url URL --key KEY [--vkey VKEY] | --db)
  *   msreg audit receipt verify FILE --vkey KEY [--leaf FILE]
+ *   msreg audit monitor --url URL --state FILE [--rules FILE] [--once] ...
+ *   msreg witness --config FILE | msreg witness keygen --name NAME --out FILE
  *
  * Output contracts (API.md "Operations contract"): `client create` prints the
  * new API key alone on one line of stdout; `keygen` writes the signer key
@@ -25,6 +27,7 @@
 #include "msreg/db.h"
 #include "msreg/log.h"
 #include "msreg/migrate.h"
+#include "msreg/witness.h"
 
 struct command {
 	const char *name;
@@ -166,11 +169,21 @@ cmd_client(const struct msr_config *cfg, int argc, char **argv)
 	return 2;
 }
 
+/* `msreg audit monitor` (cli_monitor.c); every other audit command as before. */
+static int
+cmd_audit(const struct msr_config *cfg, int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "monitor") == 0)
+		return msr_cli_monitor(cfg, argc - 1, argv + 1);
+	return msr_cli_audit(cfg, argc, argv);
+}
+
 static const struct command commands[] = {
 	{ "migrate", cmd_migrate, "apply database migrations" },
 	{ "client", cmd_client, "create or revoke API clients" },
 	{ "keygen", msr_cli_keygen, "generate the audit log signer key" },
-	{ "audit", msr_cli_audit, "verify the audit log or a receipt" },
+	{ "audit", cmd_audit, "verify the audit log or a receipt; monitor a log" },
+	{ "witness", msr_cli_witness, "run a C2SP tlog-witness (or keygen for one)" },
 };
 
 static void

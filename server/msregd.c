@@ -26,6 +26,7 @@
 #include "msreg/metrics.h"
 #include "msreg/ratelimit.h"
 #include "msreg/server.h"
+#include "msreg/witness.h"
 
 static void
 usage(void)
@@ -62,7 +63,7 @@ main(int argc, char **argv)
 	struct msr_http *http = NULL;
 	const char *config_path = NULL;
 	char err[1024];
-	int check_only = 0, ch, sig, ret = 1;
+	int check_only = 0, ch, sig, ret = 1, witness_bad = 0;
 	sigset_t set;
 
 	while ((ch = getopt_long(argc, argv, "c:kh", longopts, NULL)) != -1) {
@@ -101,9 +102,19 @@ main(int argc, char **argv)
 	srv.db = msr_db_pool_new(cfg.db_url, cfg.db_pool_size, cfg.db_pool_wait_ms,
 	    cfg.db_statement_timeout_ms);
 	srv.metrics = msr_metrics_new(msr_routes_len);
-	srv.rate = msr_ratelimit_new(cfg.rate_per_second, cfg.rate_burst);
-	if (srv.db == NULL || srv.metrics == NULL)
+	/* per-key buckets; each key's rate is its role's (http.c, msr_config_rate) */
+	srv.rate = cfg.rate_enabled ? msr_ratelimit_new(1, 1) : NULL;
+	if (srv.db == NULL || srv.metrics == NULL || (cfg.rate_enabled && srv.rate == NULL))
 		msr_fatal("out of memory");
+	if (cfg.db_read_url != NULL && cfg.db_read_url[0] != '\0') {
+		struct msr_db_pool *rp = msr_db_pool_new(cfg.db_read_url,
+		    cfg.db_read_pool_size > 0 ? cfg.db_read_pool_size : cfg.db_pool_size,
+		    cfg.db_pool_wait_ms < 100 ? cfg.db_pool_wait_ms : 100,   /* then the primary */
+		    cfg.db_statement_timeout_ms);
+		if (rp == NULL)
+			msr_fatal("out of memory");
+		msr_db_pool_set_replica(srv.db, rp);
+	}
 	load_secret(&srv);
 	srv.audit = msr_audit_start(&cfg);
 	if (srv.audit == NULL)
@@ -111,6 +122,11 @@ main(int argc, char **argv)
 	srv.feed = msr_feed_start(&cfg);
 	if (srv.feed == NULL)
 		goto done;
+	srv.witness = msr_witness_client_start(&cfg, srv.db, &witness_bad, err, sizeof(err));
+	if (witness_bad) {
+		log_error("%s", err);
+		goto done;
+	}
 	http = msr_http_start(&srv);
 	if (http == NULL)
 		goto done;
@@ -125,6 +141,7 @@ main(int argc, char **argv)
 	ret = 0;
 done:
 	msr_http_stop(http);          /* finishes in-flight requests */
+	msr_witness_client_stop(srv.witness);
 	msr_feed_stop(srv.feed);
 	msr_audit_stop(srv.audit);
 	msr_db_pool_free(srv.db);

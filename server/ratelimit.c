@@ -4,6 +4,11 @@
  * The table has a fixed number of slots (bounded memory whatever the number of
  * keys); a slot is keyed by client id and recycled when its bucket is full and
  * idle, so an unused key costs nothing after it has refilled.
+ *
+ * msr_ratelimit_take_rate() lets one table hold keys of different classes
+ * (each API key at its role's rate, each source address at the address rate):
+ * the rate and burst are the caller's, the table only keeps the buckets. Keys
+ * of different kinds must not collide (http.c tags address keys).
  */
 #include "msreg/common.h"
 #include "msreg/ratelimit.h"
@@ -54,11 +59,22 @@ msr_ratelimit_free(struct msr_ratelimit *rl)
 int
 msr_ratelimit_take(struct msr_ratelimit *rl, int64_t client_id)
 {
+	if (rl == NULL)
+		return 0;
+	return msr_ratelimit_take_rate(rl, client_id, rl->rate, rl->burst, 1.0, NULL);
+}
+
+int
+msr_ratelimit_take_rate(struct msr_ratelimit *rl, int64_t client_id, double rate,
+    double burst, double cost, double *retry_after)
+{
 	struct bucket *b = NULL;
 	double t;
 	int ret = -1;
 
-	if (rl == NULL)
+	if (retry_after != NULL)
+		*retry_after = 0;
+	if (rl == NULL || rate <= 0)
 		return 0;
 	t = msr_now_s();
 	pthread_mutex_lock(&rl->lock);
@@ -69,8 +85,8 @@ msr_ratelimit_take(struct msr_ratelimit *rl, int64_t client_id)
 			b = c;
 			break;
 		}
-		tok = c->tokens + (t - c->last) * rl->rate;
-		if (b == NULL && (c->client == 0 || tok >= rl->burst))
+		tok = c->tokens + (t - c->last) * rate;
+		if (b == NULL && (c->client == 0 || tok >= burst))
 			b = c;
 	}
 	if (b == NULL) {
@@ -79,16 +95,20 @@ msr_ratelimit_take(struct msr_ratelimit *rl, int64_t client_id)
 	}
 	if (b->client != client_id) {
 		b->client = client_id;
-		b->tokens = rl->burst;
+		b->tokens = burst;
 		b->last = t;
 	}
-	b->tokens += (t - b->last) * rl->rate;
-	if (b->tokens > rl->burst)
-		b->tokens = rl->burst;
+	b->tokens += (t - b->last) * rate;
+	if (b->tokens > burst)
+		b->tokens = burst;
 	b->last = t;
-	if (b->tokens >= 1.0) {
-		b->tokens -= 1.0;
+	if (cost <= 0 && b->tokens >= 1.0) {
+		ret = 0;                  /* a peek: would one more request pass? */
+	} else if (cost > 0 && b->tokens >= cost) {
+		b->tokens -= cost;
 		ret = 0;
+	} else if (retry_after != NULL) {
+		*retry_after = ((cost > 0 ? cost : 1.0) - b->tokens) / rate;
 	}
 done:
 	pthread_mutex_unlock(&rl->lock);

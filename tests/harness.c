@@ -222,6 +222,11 @@ write_config(struct msr_it *it, const char *extra)
 	    "[log]\nlevel = %s\n",
 	    it->port, it->url_app, it->url_owner, it->name, it->keyfile,
 	    getenv("MSR_IT_LOG") ? getenv("MSR_IT_LOG") : "warn");
+	/* tests of other features step around the abuse limits (API.md); a test of
+	 * the limits themselves says "[rate] enabled = true" in its extra_ini */
+	fprintf(f, "\n[rate]\nenabled = false\n");
+	/* load tests open many connections from 127.0.0.1: no per-address cap */
+	fprintf(f, "\n[http]\nper_address_connections = 0\n");
 	if (extra != NULL)
 		fprintf(f, "\n%s\n", extra);
 	fclose(f);
@@ -230,7 +235,13 @@ write_config(struct msr_it *it, const char *extra)
 void
 msr_it_setup(struct msr_it *it, const char *name, const char *extra_ini)
 {
-	const char *base = getenv("MSR_IT_PGBASE");
+	msr_it_setup_at(it, name, extra_ini, getenv("MSR_IT_PGBASE"));
+}
+
+void
+msr_it_setup_at(struct msr_it *it, const char *name, const char *extra_ini,
+    const char *base)
+{
 	const char *bin = getenv("MSR_IT_BIN");
 	char path[600], origin[128], *out = NULL;
 
@@ -530,4 +541,134 @@ msr_it_client(struct msr_it *it, const char *role, const char *name, const char 
 	msr_it_resp_free(&r);
 	free(body);
 	json_decref(req);
+}
+
+void
+msr_it_srcpath(const char *rel, char *out, size_t len)
+{
+	const char *bin = getenv("MSR_IT_BIN");
+
+	snprintf(out, len, "%s/../%s", bin ? bin : "bin", rel);
+}
+
+static int
+pg_sh(const char *cmd, const char *base, const char *arg)
+{
+	char script[600];
+	char *argv[] = { script, (char *)cmd, (char *)base, (char *)arg, NULL };
+	char *out = NULL;
+	int rc;
+
+	msr_it_srcpath("deploy/pg.sh", script, sizeof(script));
+	rc = msr_it_run(argv, &out);
+	if (rc != 0)
+		fprintf(stderr, "harness: pg.sh %s %s failed (%d): %s\n", cmd, base, rc, out);
+	free(out);
+	return rc;
+}
+
+int
+msr_it_cluster_start(const char *base)
+{
+	return pg_sh("start", base, NULL);
+}
+
+int
+msr_it_cluster_stop(const char *base)
+{
+	return pg_sh("stop", base, NULL);
+}
+
+int
+msr_it_replica_start(const char *base, const char *primary)
+{
+	return pg_sh("replica", base, primary);
+}
+
+void
+msr_it_pgurl(const char *base, const char *db, const char *role, char *out, size_t len)
+{
+	snprintf(out, len, "postgresql://%s@/%s?host=%s/run", role ? role : cluster_superuser(),
+	    db, base);
+}
+
+char *
+msr_it_query(const char *url, const char *sql)
+{
+	PGconn *pg = PQconnectdb(url);
+	PGresult *res;
+	char *ret = NULL;
+
+	if (PQstatus(pg) != CONNECTION_OK) {
+		fprintf(stderr, "harness: cannot connect to %s: %s", url, PQerrorMessage(pg));
+		PQfinish(pg);
+		return NULL;
+	}
+	res = PQexec(pg, sql);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		ret = strdup(PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ?
+		    PQgetvalue(res, 0, 0) : "");
+	else if (PQresultStatus(res) == PGRES_COMMAND_OK)
+		ret = strdup("");
+	else
+		fprintf(stderr, "harness: %s: %s", sql, PQresultErrorMessage(res));
+	PQclear(res);
+	PQfinish(pg);
+	return ret;
+}
+
+/* Copy s into out (len bytes) with every occurrence of from replaced by to. */
+static void
+replace_all(const char *s, const char *from, const char *to, char *out, size_t len)
+{
+	size_t used = 0, nf = strlen(from);
+	const char *p;
+
+	out[0] = '\0';
+	while ((p = strstr(s, from)) != NULL && used < len) {
+		used += (size_t)snprintf(out + used, len - used, "%.*s%s", (int)(p - s), s, to);
+		s = p + nf;
+	}
+	if (used < len)
+		snprintf(out + used, len - used, "%s", s);
+}
+
+int
+msr_it_instance_on(const struct msr_it *src, struct msr_it *dst, const char *tag,
+    const char *extra_ini, const char *pgbase)
+{
+	char line[1024], fixed[1400], tmp[768], from[600], to[600];
+	FILE *in, *out;
+
+	*dst = *src;
+	dst->pid = 0;
+	dst->port = free_port();
+	snprintf(dst->pgbase, sizeof(dst->pgbase), "%s", pgbase);
+	snprintf(dst->config, sizeof(dst->config), "%s/msreg-%s.ini", src->dir, tag);
+	/* only the socket directory in libpq URLs changes */
+	snprintf(from, sizeof(from), "host=%s/run", src->pgbase);
+	snprintf(to, sizeof(to), "host=%s/run", pgbase);
+	replace_all(src->url_app, from, to, tmp, sizeof(tmp));
+	snprintf(dst->url_app, sizeof(dst->url_app), "%s", tmp);
+	replace_all(src->url_owner, from, to, tmp, sizeof(tmp));
+	snprintf(dst->url_owner, sizeof(dst->url_owner), "%s", tmp);
+	replace_all(src->url_super, from, to, tmp, sizeof(tmp));
+	snprintf(dst->url_super, sizeof(dst->url_super), "%s", tmp);
+	in = fopen(src->config, "r");
+	out = fopen(dst->config, "w");
+	if (in == NULL || out == NULL)
+		die("cannot copy %s to %s", src->config, dst->config);
+	while (fgets(line, sizeof(line), in) != NULL) {
+		if (strncmp(line, "port = ", 7) == 0) {
+			fprintf(out, "port = %d\n", dst->port);
+			continue;
+		}
+		replace_all(line, from, to, fixed, sizeof(fixed));
+		fputs(fixed, out);
+	}
+	if (extra_ini != NULL)
+		fprintf(out, "\n%s\n", extra_ini);
+	fclose(in);
+	fclose(out);
+	return msr_it_start(dst);
 }

@@ -124,4 +124,36 @@ int msr_it_sql(struct msr_it *it, const char *sql);
 /* Run a command (argv NULL-terminated), capture stdout (malloc'd) and exit status. */
 int msr_it_run(char *const argv[], char **out);
 
+/*
+ * More clusters (replicas, restores). base is a directory for deploy/pg.sh
+ * (normally beside MSR_IT_PGBASE, so the postgres user can reach it and
+ * run-integration.sh removes it). Each returns 0 on success.
+ */
+/* Start the cluster under base (initdb first if needed). */
+int msr_it_cluster_start(const char *base);
+/* Fast shutdown of the cluster under base (its files stay). */
+int msr_it_cluster_stop(const char *base);
+/* A hot-standby streaming replica of the cluster under primary, in base, started. */
+int msr_it_replica_start(const char *base, const char *primary);
+/* msr_it_setup() on the cluster under pgbase instead of MSR_IT_PGBASE. */
+void msr_it_setup_at(struct msr_it *it, const char *name, const char *extra_ini,
+                     const char *pgbase);
+/*
+ * Like msr_it_instance(), but on the cluster under pgbase (e.g. a restored copy
+ * of src's database): every URL in the copied config and in dst points there.
+ * Returns 0 when it became healthy (it need not become ready).
+ */
+int msr_it_instance_on(const struct msr_it *src, struct msr_it *dst, const char *tag,
+                       const char *extra_ini, const char *pgbase);
+/* libpq URL of database db on the cluster under base, as role (NULL: superuser). */
+void msr_it_pgurl(const char *base, const char *db, const char *role, char *out,
+                  size_t len);
+/*
+ * First column of the first row of sql on url, malloc'd ("" for no row or
+ * NULL); NULL if the query failed (reason on stderr).
+ */
+char *msr_it_query(const char *url, const char *sql);
+/* Path of a file under the source tree (deploy/pg.sh ...), from MSR_IT_BIN/.. */
+void msr_it_srcpath(const char *rel, char *out, size_t len);
+
 #endif

@@ -80,7 +80,7 @@ START_TEST(routing_errors)
 	ck_assert_int_eq(msr_it_request(&it, "PUT", "/v1/clients", it.admin_key, NULL, "{}", &r), 0);
 	ck_assert_int_eq(r.status, 405);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(json_object_get(
-	    r.json, "error"), "detail"), "allow")), "POST");
+	    r.json, "error"), "detail"), "allow")), "POST, GET");
 	msr_it_resp_free(&r);
 }
 END_TEST
@@ -104,8 +104,8 @@ START_TEST(body_rules)
 	big[9997] = '}';
 	big[9998] = '\0';
 	expect_error("POST", "/v1/manufacturers", it.admin_key, NULL, big, 413, "body_too_large");
-	/* unauthenticated oversize is refused as early */
-	expect_error("POST", "/v1/manufacturers", NULL, NULL, big, 413, "body_too_large");
+	/* unauthenticated oversize: authentication comes first, before any body byte */
+	expect_error("POST", "/v1/manufacturers", NULL, NULL, big, 401, "unauthenticated");
 	free(big);
 	expect_error("POST", "/v1/manufacturers", it.admin_key, NULL,
 	    "{\"id\":\"Bad Id\",\"name\":\"x\"}", 400, "invalid_field");
@@ -304,7 +304,7 @@ START_TEST(rate_limit)
 	struct msr_it_resp r;
 	int limited = 0;
 
-	msr_it_instance(&it, &lim, "ratelimited", "[rate]\nper_second = 1\nburst = 3\n");
+	msr_it_instance(&it, &lim, "ratelimited", "[rate]\nenabled = true\nper_second = 1\nburst = 3\n");
 	for (int i = 0; i < 8; i++) {
 		ck_assert_int_eq(msr_it_request(&lim, "DELETE", "/v1/clients/999999", it.admin_key,
 		    NULL, NULL, &r), 0);

@@ -10,6 +10,17 @@
 
 #include <stddef.h>
 
+/* Rate-limit classes: one per role, and source addresses of unauthenticated traffic. */
+enum msr_rate_class {
+	MSR_RATE_INVESTIGATOR,
+	MSR_RATE_MANUFACTURER,
+	MSR_RATE_DEALER,
+	MSR_RATE_AUDITOR,
+	MSR_RATE_ADMIN,
+	MSR_RATE_ADDRESS,
+	MSR_RATE_NCLASSES
+};
+
 struct msr_config {
 	/* [http] */
 	char     *http_address;
@@ -26,6 +37,8 @@ struct msr_config {
 	int       db_pool_size;
 	int       db_pool_wait_ms;
 	int       db_statement_timeout_ms;
+	char     *db_read_url;               /* streaming replica for lookups; NULL = none */
+	int       db_read_pool_size;         /* 0 = pool_size */
 	/* [audit] */
 	char     *audit_origin;
 	char     *audit_key_file;
@@ -49,8 +62,28 @@ struct msr_config {
 	/* [rate] */
 	double    rate_per_second;           /* per API key; 0 disables */
 	double    rate_burst;
+	int       rate_enabled;              /* 0: every rate limit off (API.md) */
+	struct {
+		double per_second, burst;     /* -1 = not set: see msr_config_rate() */
+	}         rate_role[MSR_RATE_NCLASSES];
+	/* [http] bounded requests (issue 8) */
+	size_t    http_body_limit_small;     /* routes without a larger column in routes.c */
+	size_t    http_body_memory_limit;    /* bodies + parsed JSON in flight, all connections */
+	int       http_request_timeout;      /* seconds for a whole request to arrive */
+	int       http_per_address_connections; /* 0 = unlimited */
+	int       http_url_limit;            /* 414 beyond */
+	int       http_header_limit;         /* 431 beyond (all header names+values) */
+	int       http_json_max_depth;
+	int       http_json_max_values;      /* values and keys in one JSON body */
 	/* [log] */
 	int       log_level;
+	/* [witness] (witness_client.c; zero/NULL = the defaults documented there) */
+	char     *witness_witnesses;         /* witness = URL VKEY (repeatable), joined ", " */
+	int       witness_quorum;            /* 0 = every witness */
+	int       witness_interval_ms;
+	int       witness_timeout_ms;
+	int       witness_max_age_s;         /* older cosignatures count as missing */
+	char     *witness_policy;            /* "alert" (default) or "refuse" */
 };
 
 /* Fill cfg with defaults. */
@@ -61,5 +94,12 @@ void msr_config_defaults(struct msr_config *cfg);
  */
 int msr_config_load(struct msr_config *cfg, const char *path, char *err, size_t errlen);
 void msr_config_free(struct msr_config *cfg);
+/*
+ * The token bucket of a rate class: [rate] <class>_per_second/_burst if set,
+ * else the legacy [rate] per_second/burst if > 0 (roles only), else the
+ * built-in default. A per_second of 0 means unlimited for that class.
+ */
+void msr_config_rate(const struct msr_config *cfg, int cls, double *per_second,
+                     double *burst);
 
 #endif

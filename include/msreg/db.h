@@ -23,6 +23,15 @@ struct msr_db_stmt {
 
 struct msr_db_pool;
 
+/* Where a read offered to the replica was answered (msr_db_exec_read). */
+enum msr_db_read_outcome {
+	MSR_DB_READ_REPLICA = 0,      /* by the replica */
+	MSR_DB_READ_MISS,             /* fewer rows than expected there: primary */
+	MSR_DB_READ_BEHIND,           /* replica not yet at our last commit: primary */
+	MSR_DB_READ_UNAVAILABLE,      /* replica down or failing: primary */
+	MSR_DB_READ_OUTCOMES
+};
+
 struct msr_db_conn {
 	PGconn             *pg;
 	struct msr_db_pool *pool;
@@ -53,6 +62,25 @@ PGresult *msr_db_exec_params(struct msr_db_conn *c, const struct msr_db_stmt *s,
                              const int *formats, int result_format);
 /* Run a fixed command (BEGIN, COMMIT, ...). Returns 0 on success. */
 int msr_db_command(struct msr_db_conn *c, const char *sql);
+
+/*
+ * Read replica ([database] read_url). The primary pool takes ownership of
+ * replica (freed with it). After that, every COMMIT through the primary pool
+ * records the primary's WAL position, and msr_db_exec_read() may answer from
+ * the replica (see db.c invariants 4-6).
+ */
+void msr_db_pool_set_replica(struct msr_db_pool *primary, struct msr_db_pool *replica);
+/*
+ * Like msr_db_exec() on the primary connection, but answered by the replica
+ * when it has replayed this process's last commit and returns at least
+ * min_rows rows; otherwise (or when it fails) by the primary. Only for reads
+ * whose rows, once committed, never disappear (registry data, not the audit log
+ * or keys). Without a replica it is msr_db_exec(primary, ...).
+ */
+PGresult *msr_db_exec_read(struct msr_db_conn *primary, const struct msr_db_stmt *s,
+                           const char *const *values, int min_rows);
+/* Prometheus text for the replica counters into buf ("" without a replica); 0 if it fit. */
+int msr_db_metrics(struct msr_db_pool *pool, char *buf, size_t len);
 
 /* SQLSTATE of a failed result, "" if none. */
 const char *msr_db_sqlstate(const PGresult *res);

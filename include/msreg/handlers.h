@@ -42,7 +42,22 @@ void msr_h_audit_inclusion(struct msr_req *r);
 void msr_h_audit_consistency(struct msr_req *r);
 void msr_h_audit_receipt(struct msr_req *r);
 
+/* handlers_tiles.c (c2sp.org/tlog-tiles read API) */
+void msr_h_tlog_checkpoint(struct msr_req *r);
+void msr_h_tile(struct msr_req *r);
+void msr_h_tile_entries(struct msr_req *r);
+
 /* handlers_search.c */
 void msr_h_search(struct msr_req *r);
+
+/* handlers_console.c (reads the web console needs: who am I, lists) */
+void msr_h_me(struct msr_req *r);
+void msr_h_client_list(struct msr_req *r);
+void msr_h_firearm_list(struct msr_req *r);
+
+/* handlers_ui.c (the web console's static files; public, not audited, not API) */
+void msr_h_ui_redirect(struct msr_req *r);
+void msr_h_ui_index(struct msr_req *r);
+void msr_h_ui_asset(struct msr_req *r);
 
 #endif

@@ -27,6 +27,14 @@ int msr_jv_enum(struct msr_req *r, json_t *obj, const char *field, int required,
 int msr_jv_known_keys(struct msr_req *r, json_t *obj, const char *const *keys);
 /* Add key=value (stolen) to the detail object of the error already replied. */
 void msr_reply_add_detail(struct msr_req *r, const char *key, json_t *value);
+/*
+ * Pre-scan a JSON text without building anything: *values gets an upper bound
+ * of the values and keys it holds (counted from its structural characters
+ * outside strings), *depth its deepest nesting. Linear, no allocation: run it
+ * before json_loadb() so that a body like "[],[],..." cannot cost 50 times
+ * its size in memory.
+ */
+void msr_json_prescan(const char *text, size_t len, size_t *values, int *depth);
 /* Parse a decimal id from a path segment: 0 ok, -1 if not a positive integer. */
 int msr_parse_id(const char *s, int64_t *out);
 

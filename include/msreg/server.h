@@ -16,6 +16,7 @@ struct msr_audit;
 struct msr_metrics;
 struct msr_feed;
 struct msr_ratelimit;
+struct msr_witness_client;
 
 struct msr_server {
 	const struct msr_config *cfg;
@@ -24,6 +25,7 @@ struct msr_server {
 	struct msr_feed         *feed;      /* in-memory partial-code index fed from PostgreSQL */
 	struct msr_metrics      *metrics;
 	struct msr_ratelimit    *rate;
+	struct msr_witness_client *witness; /* witness submitter, NULL if none */
 	uint8_t                  key_secret[32];  /* keys the BLAKE2b hash of API keys */
 	volatile int             key_secret_loaded; /* set once, after key_secret is filled */
 	volatile int             stopping;
