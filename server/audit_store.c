@@ -809,8 +809,10 @@ msr_as_commit_write(struct msr_db_conn *c, uint64_t idx)
 	    PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
 	    PQpipelineSync(c->pg) != 1)
 		return send_fail(NULL, c);
-	if (pipe_read(c, 2, NULL, st, sqlstate) == 0)
+	if (pipe_read(c, 2, NULL, st, sqlstate) == 0) {
+		msr_db_committed(c);	/* read-your-writes on a replica */
 		return MSR_AS_OK;
+	}
 	return strcmp(sqlstate, "MSR01") == 0 ? MSR_AS_CORRUPT : MSR_AS_IO;
 }
 
