@@ -64,6 +64,10 @@ static const struct msr_db_stmt s_entries = {
 	"audit_entries_page",
 	"SELECT idx, leaf, client_id FROM audit_entries WHERE idx >= $1::bigint"
 	" ORDER BY idx LIMIT $2::bigint", 2 };
+static const struct msr_db_stmt s_level = {
+	"audit_level",
+	"SELECT idx, hash FROM audit_hashes WHERE level = $1::smallint"
+	" AND idx >= $2::bigint AND idx < $3::bigint ORDER BY idx", 3 };
 /* The sequencer's own statements, prepared on its connection for pipelines. */
 static const struct msr_db_stmt s_lock = {
 	"audit_seq_lock", "SELECT pg_advisory_xact_lock($1::bigint)", 1 };
@@ -415,6 +419,32 @@ msr_as_entries(struct msr_db_conn *c, uint64_t start, uint64_t limit, PGresult *
 		    (!PQgetisnull(res, r, 2) && PQgetlength(res, r, 2) != 8)) {
 			PQclear(res);
 			*out = NULL;
+			return MSR_AS_CORRUPT;
+		}
+	*out = res;
+	return MSR_AS_OK;
+}
+
+int
+msr_as_level(struct msr_db_conn *c, unsigned level, uint64_t from, uint64_t to,
+    PGresult **out)
+{
+	char lv[8], s_lo[24], s_hi[24];
+	const char *vals[3] = { lv, s_lo, s_hi };
+	PGresult *res;
+
+	snprintf(lv, sizeof(lv), "%u", level);
+	snprintf(s_lo, sizeof(s_lo), "%" PRIu64, from);
+	snprintf(s_hi, sizeof(s_hi), "%" PRIu64, to);
+	res = msr_db_exec_params(c, &s_level, vals, NULL, NULL, 1);
+	*out = NULL;
+	if (!msr_db_ok(res)) {
+		PQclear(res);
+		return MSR_AS_IO;
+	}
+	for (int r = 0; r < PQntuples(res); r++)
+		if (PQgetlength(res, r, 0) != 8 || PQgetlength(res, r, 1) != HLEN) {
+			PQclear(res);
 			return MSR_AS_CORRUPT;
 		}
 	*out = res;

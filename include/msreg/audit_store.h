@@ -59,6 +59,14 @@ int msr_as_tail(struct msr_db_conn *c, uint64_t from, uint64_t to, msr_as_leaf_f
  */
 int msr_as_entries(struct msr_db_conn *c, uint64_t start, uint64_t limit, PGresult **res);
 
+/*
+ * Stored nodes of one level for readers (tiles): rows (idx int8, hash bytea)
+ * in binary, level `level`, from <= idx < to, in index order. *res is the
+ * caller's (PQclear).
+ */
+int msr_as_level(struct msr_db_conn *c, unsigned level, uint64_t from, uint64_t to,
+    PGresult **res);
+
 /* Kept for callers written before audit_store.c: 0 = MSR_AS_OK, else -1. */
 int msr_audit_fetch_nodes(struct msr_db_conn *c, struct msr_merkle_nodes *s);
 
