@@ -5,7 +5,8 @@
 #   deploy/pg.sh start BASE          start it (init first if needed)
 #   deploy/pg.sh stop  BASE          fast shutdown
 #   deploy/pg.sh reset BASE          stop and delete everything under BASE
-#   deploy/pg.sh createdb BASE NAME  create roles msreg_owner/msreg_app and database NAME
+#   deploy/pg.sh createdb BASE NAME  create roles msreg_owner/msreg_app/msreg_schema
+#                                    (NOLOGIN, owns the schema) and database NAME
 #   deploy/pg.sh url BASE NAME [ROLE]  print a libpq URL for ROLE (default msreg_app)
 #   deploy/pg.sh psql BASE NAME ...  psql as the cluster superuser
 #   deploy/pg.sh replica BASE PRIMARY  a hot-standby streaming replica of the cluster
@@ -97,6 +98,9 @@ SELECT 'CREATE ROLE msreg_owner LOGIN'
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'msreg_owner') \gexec
 SELECT 'CREATE ROLE msreg_app LOGIN'
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'msreg_app') \gexec
+SELECT 'CREATE ROLE msreg_schema NOLOGIN'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'msreg_schema') \gexec
+GRANT msreg_schema TO msreg_owner;
 SELECT format('CREATE DATABASE %I OWNER msreg_owner', '$name')
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$name') \gexec
 SQL

@@ -73,10 +73,7 @@ static const struct msr_db_stmt s_lock = {
 	"audit_seq_lock", "SELECT pg_advisory_xact_lock($1::bigint)", 1 };
 static const struct msr_db_stmt s_scan = {
 	"audit_seq_scan",
-	"SELECT idx FROM audit_pending"
-	" WHERE idx = ANY($2::bigint[])"
-	"    OR created_at < now() - $1::integer * interval '1 millisecond'"
-	" ORDER BY idx LIMIT $3::integer FOR UPDATE SKIP LOCKED", 3 };
+	"SELECT * FROM audit_pending_claim($1::integer, $2::bigint[], $3::integer)", 3 };
 static const struct msr_db_stmt s_store = {
 	"audit_seq_store",
 	"WITH head AS (SELECT tree_size, root FROM audit_tree_state"
@@ -95,9 +92,9 @@ static const struct msr_db_stmt s_store = {
 	"   SELECT $7::bigint, $8::bytea, $10::text WHERE EXISTS (SELECT 1 FROM ok)),"
 	" p AS (INSERT INTO audit_pending (idx)"
 	"   SELECT unnest($13::bigint[]) WHERE EXISTS (SELECT 1 FROM ok)),"
-	" v AS (DELETE FROM audit_pending WHERE idx = ANY($14::bigint[])"
-	"   AND EXISTS (SELECT 1 FROM ok))"
-	" SELECT count(*) FROM ok", 14 };
+	" v AS (SELECT audit_pending_void($14::bigint[]) AS n"
+	"   WHERE EXISTS (SELECT 1 FROM ok))"
+	" SELECT (SELECT count(*) FROM ok), (SELECT count(*) FROM v)", 14 };
 static const struct msr_db_stmt s_write_done = {
 	"audit_write_done", "SELECT audit_write_done($1::bigint)", 1 };
 

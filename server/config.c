@@ -98,6 +98,15 @@ static const struct directive directives[] = {
 	D("witness", "timeout_ms", T_INT, witness_timeout_ms, 10, 600000),
 	D("witness", "max_age_s", T_INT, witness_max_age_s, 1, 86400),
 	D("witness", "policy", T_STR, witness_policy, 0, 0),
+	/* disclosure budgets and the specificity floor (issue 8, server/budget.c) */
+	D("budget", "enabled", T_BOOL, budget_enabled, 0, 1),
+	D("budget", "key_24h", T_INT, budget_limit[0], 1, 100000000),
+	D("budget", "key_30d", T_INT, budget_limit[1], 1, 100000000),
+	D("budget", "case_24h", T_INT, budget_limit[2], 1, 100000000),
+	D("budget", "case_30d", T_INT, budget_limit[3], 1, 100000000),
+	D("budget", "alert_low", T_DOUBLE, budget_alert[0], 0, 1),
+	D("budget", "alert_high", T_DOUBLE, budget_alert[1], 0, 1),
+	D("search", "min_bits", T_DOUBLE, search_min_bits, 0, 80),
 };
 
 struct load_ctx {
@@ -164,6 +173,15 @@ msr_config_defaults(struct msr_config *cfg)
 	cfg->http_json_max_depth = 32;
 	cfg->http_json_max_values = 1000000;
 	cfg->log_level = MSR_LOG_INFO;
+	/* see config.example.ini [budget] and [search] min_bits for the reasoning */
+	cfg->budget_enabled = 1;
+	cfg->budget_limit[0] = 400;
+	cfg->budget_limit[1] = 4000;
+	cfg->budget_limit[2] = 100;
+	cfg->budget_limit[3] = 250;
+	cfg->budget_alert[0] = 0.5;
+	cfg->budget_alert[1] = 0.8;
+	cfg->search_min_bits = 20;
 }
 
 static int
@@ -282,6 +300,15 @@ validate(const struct msr_config *cfg, char *err, size_t errlen)
 	if (cfg->http_body_memory_limit < cfg->http_body_limit) {
 		snprintf(err, errlen, "[http] body_memory_limit is below body_limit:"
 		    " the largest body could never be accepted");
+		return -1;
+	}
+	if (cfg->budget_limit[0] > cfg->budget_limit[1] ||
+	    cfg->budget_limit[2] > cfg->budget_limit[3]) {
+		snprintf(err, errlen, "[budget] a 24h budget exceeds its 30d budget");
+		return -1;
+	}
+	if (cfg->budget_alert[0] > cfg->budget_alert[1]) {
+		snprintf(err, errlen, "[budget] alert_low exceeds alert_high");
 		return -1;
 	}
 	return key_file_private(cfg->audit_key_file, err, errlen);

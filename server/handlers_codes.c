@@ -22,12 +22,16 @@
  *     that names its case and purpose; its audit entry records both, the
  *     normalised query and what was returned (code, firearm id, count), also
  *     when nothing was found.
+ *  4. A found firearm counts against the key's and the case's disclosure
+ *     budgets (budget.c) in the same statement that reads it; past a budget
+ *     the answer is 429 and the firearm's data never leaves this process.
  */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "msreg/budget.h"
 #include "msreg/code.h"
 #include "msreg/config.h"
 #include "msreg/db.h"
@@ -64,12 +68,17 @@ static const struct msr_db_stmt stmt_lookup = {
 	"     AND n.replaces = c.code LIMIT 1),"
 	"  f.id, f.manufacturer_id, f.model, f.serial, f.type, f.caliber,"
 	"  f.manufactured_on,"
-	"  s.firearm_id IS NOT NULL, s.dealer_ffl, s.sold_on, s.transaction_ref, s.state"
+	"  s.firearm_id IS NOT NULL, s.dealer_ffl, s.sold_on, s.transaction_ref, s.state,"
+	"  b.refused, b.budgets, b.used_before, b.used_after, b.retry_after"
 	" FROM codes c JOIN firearms f ON f.id = c.firearm_id"
 	" LEFT JOIN first_sales s ON s.firearm_id = f.id"
+	" CROSS JOIN LATERAL msreg_disclose($2::bigint, $3::text, ARRAY[f.id],"
+	"   $4::integer[]) b"
 	" WHERE c.code = $1",
-	1,
+	4,
 };
+
+#define LOOKUP_BUDGET_COL 20    /* msreg_disclose()'s columns in stmt_lookup */
 
 /* ---- allocation ---------------------------------------------------------- */
 
@@ -297,7 +306,9 @@ lookup_reply(const PGresult *res)
 void
 msr_h_code_lookup(struct msr_req *r)
 {
-	const char *case_number = NULL, *purpose = NULL, *values[1];
+	const char *case_number = NULL, *purpose = NULL, *values[4];
+	struct msr_budget_args ba;
+	struct msr_budget_verdict bv;
 	uint8_t sym[LOOKUP_TEXT_MAX];
 	char code[LOOKUP_TEXT_MAX + 1];
 	size_t n = 0;
@@ -340,8 +351,18 @@ msr_h_code_lookup(struct msr_req *r)
 	/* do */
 	if (msr_req_db(r) == NULL)
 		goto done;
+	msr_budget_args(r, case_number, &ba);
 	values[0] = code;
-	res = msr_db_exec_read(r->db, &stmt_lookup, values, 1);
+	values[1] = ba.client;
+	values[2] = ba.subject;
+	values[3] = ba.limits_param;
+	/*
+	 * Counting a disclosure writes: with budgets on, the lookup goes to the
+	 * primary (a replica could only refuse from stale counts); without, the
+	 * function only returns and a replica may answer.
+	 */
+	res = ba.limits_param != NULL ? msr_db_exec(r->db, &stmt_lookup, values) :
+	    msr_db_exec_read(r->db, &stmt_lookup, values, 1);
 	if (!msr_db_ok(res)) {
 		log_warn("code lookup failed: %s",
 		    res ? PQresultErrorMessage(res) : "connection lost");
@@ -361,6 +382,12 @@ msr_h_code_lookup(struct msr_req *r)
 			    "no code %s is registered", code);
 		goto done;
 	}
+	if (msr_budget_read(res, 0, LOOKUP_BUDGET_COL, &bv) != 0) {
+		msr_reply_unavailable(r, "the disclosure budget could not be read");
+		goto done;
+	}
+	if (msr_budget_apply(r, case_number, &bv, 1) != 0)
+		goto done;
 	/* reply */
 	reply = lookup_reply(res);
 	msr_audit_note(r, "result", json_pack("{s:i, s:s, s:I, s:s}", "count", 1,

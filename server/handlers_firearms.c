@@ -44,6 +44,10 @@
  *     its org; another manufacturer's firearm is answered 404, exactly as if
  *     it did not exist.
  *  6. Any other database failure is 503 unavailable.
+ *  7. A manufacturer learns nothing about another's codes beyond
+ *     "unavailable": a code registered (to anyone's firearm) and a code
+ *     reserved to another manufacturer get the same 409 (CODE_UNAVAILABLE,
+ *     detail.reason "unavailable"), never an owner, firearm or date.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +69,14 @@
 #define MAX_ATTEMPTS  3
 
 enum { W_OK = 0, W_REPLIED = -1, W_RETRY = -2 };
+
+/*
+ * The one answer about a code the caller cannot have (invariant 7): whether it
+ * is registered to a firearm, whose, or only reserved to another manufacturer
+ * is not the caller's business.
+ */
+#define CODE_UNAVAILABLE \
+	"code %s is unavailable: it is already registered or reserved to another manufacturer"
 
 static const char *const components[] = { "firing_pin", "breech_face", "ejector",
     "extractor", "other", NULL };
@@ -145,9 +157,16 @@ static const struct msr_db_stmt stmt_firearm_json = {
 	2,
 };
 
+/*
+ * Serialises replacements on one firearm. An advisory lock rather than FOR
+ * UPDATE: row locks need UPDATE privilege on firearms, which msreg_app does
+ * not have (sql/008_privilege.sql), and firearm rows never change anyway.
+ */
 static const struct msr_db_stmt stmt_lock_firearm = {
 	"fa_lock_firearm",
-	"SELECT id FROM firearms WHERE id = $1 AND manufacturer_id = $2 FOR UPDATE",
+	"SELECT f.id FROM firearms f,"
+	" LATERAL (SELECT pg_advisory_xact_lock(7316009, hashint8(f.id))) l"
+	" WHERE f.id = $1 AND f.manufacturer_id = $2",
 	2,
 };
 
@@ -577,8 +596,9 @@ reserved_elsewhere(struct msr_req *r, const struct reg *g, const PGresult *res)
 {
 	size_t which = 0, bad = earliest_code(g, res, &which);
 
-	msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "code", g->codes[which].code),
-	    "code %s is reserved to another manufacturer", g->codes[which].code);
+	msr_reply_error(r, 409, "conflict", json_pack("{s:s, s:s}", "code",
+	    g->codes[which].code, "reason", "unavailable"), CODE_UNAVAILABLE,
+	    g->codes[which].code);
 	item_error(r, g, bad == SIZE_MAX ? 0 : bad);
 	return W_REPLIED;
 }
@@ -717,8 +737,8 @@ explain_conflict(struct msr_req *r, const struct reg *g, const char *constraint)
 		    g->items[bad].serial, g->manufacturer);
 		item_error(r, g, bad);
 	} else {
-		msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "code",
-		    g->codes[which].code), "code %s is already registered",
+		msr_reply_error(r, 409, "conflict", json_pack("{s:s, s:s}", "code",
+		    g->codes[which].code, "reason", "unavailable"), CODE_UNAVAILABLE,
 		    g->codes[which].code);
 		item_error(r, g, bad);
 	}
@@ -1163,8 +1183,9 @@ replace_write(struct msr_req *r, struct reg *g, int64_t id, const char *replaces
 	if (ret != W_OK)
 		goto done;
 	if (PQntuples(res) == 0) {
-		msr_reply_error(r, 409, "conflict", json_pack("{s:s}", "code", g->codes[0].code),
-		    "code %s is already registered", g->codes[0].code);
+		msr_reply_error(r, 409, "conflict", json_pack("{s:s, s:s}", "code",
+		    g->codes[0].code, "reason", "unavailable"), CODE_UNAVAILABLE,
+		    g->codes[0].code);
 		ret = W_REPLIED;
 		goto done;
 	}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "msreg/audit.h"
+#include "msreg/budget.h"
 #include "msreg/db.h"
 #include "msreg/embedded.h"
 #include "msreg/handlers.h"
@@ -45,6 +46,7 @@ msr_h_metrics(struct msr_req *r)
 		msr_feed_metrics(r->srv->feed, extra, sizeof(extra));
 	msr_db_metrics(r->srv->db, extra + strlen(extra), sizeof(extra) - strlen(extra));
 	msr_witness_client_metrics(r->srv->witness, extra, sizeof(extra));
+	msr_budget_metrics(extra, sizeof(extra));
 	if (r->srv->audit != NULL)
 		msr_audit_metrics(r->srv->audit, extra, sizeof(extra));
 	text = msr_metrics_render(r->srv->metrics, extra);

@@ -11,10 +11,16 @@
  *  1. At most one first sale per firearm (first_sales primary key): the insert
  *     is ON CONFLICT DO NOTHING, so of two racing sales exactly one commits and
  *     the other is 409.
- *  2. One statement decides everything: the firearm exists (else 404), the
- *     sale is not before its manufacture date (else 400), it was not sold
- *     before (else 409) — no window between check and insert.
+ *  2. One statement decides everything: the firearm exists (else 404), it
+ *     was not sold before (else 409), the sale is not before its manufacture
+ *     date (else 400) — no window between check and insert.
  *  3. Sales do not add or change codes, so they do not notify the search feed.
+ *  4. A refused sale discloses nothing a dealer holding the firearm does not
+ *     know already: no firearm id, no dates, no other dealer. A firearm sold
+ *     before is 409 (reason already_sold) whatever the date given, so the
+ *     manufacture date of another dealer's firearm cannot be probed; an unsold
+ *     one sold before its manufacture is 400 (reason before_manufacture)
+ *     without the date. Only a recorded sale's 201 names the firearm id.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +44,8 @@ static const char *const states[] = {
 };
 
 /*
- * Columns: firearm id (NULL row = no such firearm), inserted, too_early,
- * recorded_at.
+ * Columns: firearm id (no row = no such firearm), inserted, too_early,
+ * recorded_at, sold_before (a first sale already recorded, by anyone).
  */
 static const struct msr_db_stmt stmt_sale = {
 	"sale_insert",
@@ -53,7 +59,8 @@ static const struct msr_db_stmt stmt_sale = {
 	"         RETURNING firearm_id, recorded_at)"
 	" SELECT f.id, ins.firearm_id IS NOT NULL,"
 	"        f.manufactured_on IS NOT NULL AND f.manufactured_on > $4::date,"
-	"        to_json(ins.recorded_at) #>> '{}', f.manufactured_on"
+	"        to_json(ins.recorded_at) #>> '{}',"
+	"        EXISTS (SELECT 1 FROM first_sales s WHERE s.firearm_id = f.id)"
 	" FROM f LEFT JOIN ins ON ins.firearm_id = f.id",
 	7,
 };
@@ -85,6 +92,10 @@ msr_h_sale_create(struct msr_req *r)
 	}
 	msr_audit_note(r, "manufacturer", json_string(manufacturer));
 	msr_audit_note(r, "serial", json_string(serial));
+	/* the sale as recorded: a later rewrite of the row contradicts the log */
+	msr_audit_note(r, "sold_on", json_string(sold_on));
+	msr_audit_note(r, "state", json_string(state));
+	msr_audit_note(r, "transaction_ref", json_string(ref));
 	/* do: one statement in a transaction committed with the audit entry */
 	if (msr_req_begin(r) != 0)
 		goto done;
@@ -109,20 +120,25 @@ msr_h_sale_create(struct msr_req *r)
 		    "no firearm %s of manufacturer %s is registered", serial, manufacturer);
 		goto done;
 	}
+	/*
+	 * A refused sale tells the dealer what to fix and nothing about the
+	 * firearm (invariant 4): the audit entry names the firearm, the reply
+	 * does not.
+	 */
 	id = (json_int_t)strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	msr_audit_note(r, "firearm_id", json_integer(id));
-	if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0 && strcmp(PQgetvalue(res, 0, 4), "t") != 0 &&
+	    strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
 		msr_reply_error(r, 400, "invalid_field",
-		    json_pack("{s:s, s:s}", "field", "sold_on", "manufactured_on",
-		    PQgetvalue(res, 0, 4)),
-		    "sold_on %s is before the firearm was manufactured (%s)", sold_on,
-		    PQgetvalue(res, 0, 4));
+		    json_pack("{s:s, s:s}", "field", "sold_on", "reason", "before_manufacture"),
+		    "sold_on %s is before the firearm's date of manufacture", sold_on);
 		goto done;
 	}
 	if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-		msr_reply_error(r, 409, "conflict", json_pack("{s:I}", "firearm_id", id),
-		    "the first sale of firearm %s of manufacturer %s is already recorded",
-		    serial, manufacturer);
+		msr_reply_error(r, 409, "conflict",
+		    json_pack("{s:s, s:s, s:s}", "manufacturer", manufacturer, "serial", serial,
+		    "reason", "already_sold"),
+		    "the first retail sale of this firearm is already recorded");
 		goto done;
 	}
 	/* reply */

@@ -2,13 +2,19 @@
  * handlers_search.c — POST /v1/search: partial-code lookup (role investigator).
  *
  * parse readings → enumeration guard → search the in-memory index → fetch the
- * candidates' firearms and first sales from PostgreSQL in one query → reply.
+ * candidates' firearms and first sales from PostgreSQL in one query, which
+ * also counts them against the disclosure budgets → reply.
  *
  * Invariants:
- *  1. The guard runs before the index is touched: a query whose expected number
- *     of random matches among the registered codes of its length exceeds
- *     [search] max_expected_matches is refused with 422 query_too_broad, so
- *     the registry cannot be enumerated through this endpoint.
+ *  1. The guard runs before the index is touched: a query is refused with 422
+ *     query_too_broad when it pins down fewer than [search] min_bits of a
+ *     code (a floor independent of the registry's size, so a sparse length is
+ *     no invitation; msr_query_bits), or when its expected number of random
+ *     matches among the registered codes of its length exceeds [search]
+ *     max_expected_matches.
+ *  1a. Many narrow queries still add up: every firearm a search discloses
+ *     counts against the key's and the case's disclosure budgets (budget.c);
+ *     an answer that would exceed one is refused whole (429), never cut.
  *  2. Every answer and every refusal of an authenticated caller is audited with
  *     the case number, purpose, the readings as given, and what was returned.
  *  3. The index may lag PostgreSQL by one catch-up; it never holds a code that
@@ -18,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "msreg/budget.h"
 #include "msreg/config.h"
 #include "msreg/db.h"
 #include "msreg/feed.h"
@@ -27,17 +34,28 @@
 #include "msreg/search.h"
 #include "msreg/server.h"
 
+/*
+ * The candidates' firearms and first sales, and the disclosure budget's verdict
+ * on all of them at once (budget.c): one statement, one round trip.
+ */
 static const struct msr_db_stmt stmt_details = {
 	"search_details",
-	"SELECT c.code, c.status, c.component, c.scheme,"
-	"  f.id, f.manufacturer_id, f.model, f.serial, f.type, f.caliber,"
-	"  f.manufactured_on::text,"
-	"  s.dealer_ffl, s.sold_on::text, s.transaction_ref, s.state"
-	" FROM codes c JOIN firearms f ON f.id = c.firearm_id"
-	" LEFT JOIN first_sales s ON s.firearm_id = f.id"
-	" WHERE c.code = ANY ($1::text[])",
-	1,
+	"WITH d AS MATERIALIZED ("
+	"  SELECT c.code, c.status, c.component, c.scheme,"
+	"    f.id, f.manufacturer_id, f.model, f.serial, f.type, f.caliber,"
+	"    f.manufactured_on::text AS manufactured_on,"
+	"    s.dealer_ffl, s.sold_on::text AS sold_on, s.transaction_ref, s.state"
+	"  FROM codes c JOIN firearms f ON f.id = c.firearm_id"
+	"  LEFT JOIN first_sales s ON s.firearm_id = f.id"
+	"  WHERE c.code = ANY ($1::text[])),"
+	" b AS MATERIALIZED (SELECT * FROM msreg_disclose($2::bigint, $3::text,"
+	"  ARRAY(SELECT DISTINCT d.id FROM d), $4::integer[]))"
+	" SELECT d.*, b.refused, b.budgets, b.used_before, b.used_after, b.retry_after"
+	" FROM d CROSS JOIN b",
+	4,
 };
+
+#define DETAILS_BUDGET_COL 15   /* msreg_disclose()'s columns in stmt_details */
 
 static int
 reply_pattern_error(struct msr_req *r, const struct msr_pattern_error *pe)
@@ -112,12 +130,19 @@ str_or_null(PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
 }
 
-/* Candidate objects in hit order; NULL after replying 503. */
+/*
+ * Candidate objects in hit order, once the disclosure budgets allow them; NULL
+ * after replying (503, or 429 when a budget refused: nothing is disclosed).
+ */
 static json_t *
-resolve_hits(struct msr_req *r, const struct msr_hit *hits, size_t n, json_t *ids)
+resolve_hits(struct msr_req *r, const char *case_number, const struct msr_hit *hits,
+    size_t n, json_t *ids)
 {
 	char *array = NULL, code[MSR_CODE_MAX + 1];
-	const char *values[1];
+	const char *values[4];
+	struct msr_budget_args ba;
+	struct msr_budget_verdict bv;
+	size_t nfirearms = 0;
 	json_t *out = NULL;
 	PGresult *res = NULL;
 	size_t len = 2;
@@ -134,13 +159,33 @@ resolve_hits(struct msr_req *r, const struct msr_hit *hits, size_t n, json_t *id
 	}
 	array[len - 1] = '}';
 	array[len] = '\0';
+	msr_budget_args(r, case_number, &ba);
 	values[0] = array;
+	values[1] = ba.client;
+	values[2] = ba.subject;
+	values[3] = ba.limits_param;
 	if (msr_req_db(r) == NULL)
 		goto done;
-	res = msr_db_exec_read(r->db, &stmt_details, values, (int)n);
+	/* counting is a write: with budgets on, the primary answers (see handlers_codes.c) */
+	res = ba.limits_param != NULL ? msr_db_exec(r->db, &stmt_details, values) :
+	    msr_db_exec_read(r->db, &stmt_details, values, (int)n);
 	if (!msr_db_ok(res)) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		goto done;
+	}
+	if (PQntuples(res) > 0) {
+		for (int k = 0; k < PQntuples(res); k++) {
+			int seen = 0;
+			for (int j = 0; j < k && !seen; j++)
+				seen = strcmp(PQgetvalue(res, j, 4), PQgetvalue(res, k, 4)) == 0;
+			nfirearms += !seen;
+		}
+		if (msr_budget_read(res, 0, DETAILS_BUDGET_COL, &bv) != 0) {
+			msr_reply_unavailable(r, "the disclosure budget could not be read");
+			goto done;
+		}
+		if (msr_budget_apply(r, case_number, &bv, nfirearms) != 0)
+			goto done;
 	}
 	out = json_array();
 	for (size_t i = 0; i < n; i++) {
@@ -191,7 +236,7 @@ msr_h_search(struct msr_req *r)
 	struct msr_query *q = NULL;
 	struct msr_index *idx;
 	json_t *candidates = NULL, *codes, *ids;
-	double expected, n;
+	double expected, n, bits;
 
 	if (msr_jv_string(r, r->json, "case_number", 1, 200, &case_number) != 0 ||
 	    msr_jv_string(r, r->json, "purpose", 1, 500, &purpose) != 0)
@@ -218,7 +263,21 @@ msr_h_search(struct msr_req *r)
 	}
 	n = (double)msr_index_count_len(idx, q->len);
 	expected = msr_query_expected(q, n);
+	bits = msr_query_bits(q);
 	msr_audit_note(r, "expected_random_matches", json_real(expected));
+	msr_audit_note(r, "bits", json_real(bits));
+	if (bits + 1e-9 < cfg->search_min_bits) {
+		msr_reply_error(r, 422, "query_too_broad",
+		    json_pack("{s:f, s:f, s:f, s:f, s:f}", "bits", bits,
+		    "min_bits", cfg->search_min_bits, "expected_matches", expected,
+		    "max_expected_matches", cfg->search_max_expected_matches,
+		    "registered_codes", n),
+		    "the query pins down %.1f bits of a %u-symbol code (a random code "
+		    "matches with probability 2^-%.1f); at least %g are required whatever "
+		    "the registry's size: read more positions or allow fewer mismatches",
+		    bits, q->len, bits, cfg->search_min_bits);
+		goto done;
+	}
 	if (expected > cfg->search_max_expected_matches) {
 		msr_reply_error(r, 422, "query_too_broad",
 		    json_pack("{s:f, s:f, s:f}", "expected_matches", expected,
@@ -235,7 +294,7 @@ msr_h_search(struct msr_req *r)
 		goto done;
 	}
 	ids = json_array();
-	candidates = resolve_hits(r, hits, sr.nhits, ids);
+	candidates = resolve_hits(r, case_number, hits, sr.nhits, ids);
 	if (candidates == NULL) {
 		json_decref(ids);
 		goto done;

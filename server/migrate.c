@@ -4,6 +4,11 @@
  * The migration files are compiled into the binary (deploy/embed.sh), so an
  * installed msreg needs no sql/ directory. Versions are the file names.
  * Statements here are fixed text, never built from input.
+ *
+ * Ownership (sql/008_privilege.sql): once schema public belongs to the NOLOGIN
+ * role msreg_schema, every later migration runs under SET ROLE msreg_schema,
+ * so the objects it creates belong to that role and not to the login role
+ * that ran `msreg migrate` (a member of msreg_schema).
  */
 #include "msreg/migrate.h"
 
@@ -113,7 +118,11 @@ msr_migrate(PGconn *pg, char *err, size_t errlen)
 			goto done;
 		if (a)
 			continue;
-		if (exec_ok(pg, "BEGIN", err, errlen) != 0)
+		if (exec_ok(pg, "BEGIN", err, errlen) != 0 ||
+		    exec_ok(pg, "SELECT set_config('role', 'msreg_schema', true)"
+		    " FROM pg_namespace WHERE nspname = 'public'"
+		    " AND nspowner = (SELECT oid FROM pg_roles WHERE rolname = 'msreg_schema')",
+		    err, errlen) != 0)
 			goto done;
 		if (exec_ok(pg, msr_embedded[i].text, err, errlen) != 0) {
 			char msg[512];

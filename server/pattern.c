@@ -22,6 +22,13 @@
  *   6. msr_query_expected is exact for uniform random codes (up to floating-point
  *      rounding): a DP over positions of the distribution of the mismatch count,
  *      truncated at max_mismatches.
+ *   7. msr_query_bits is the specificity floor's measure, independent of the
+ *      registry's size: -log2 of the probability that a random code of the
+ *      query's length matches it, mismatches included (the same DP). Several
+ *      readings combine through cost[][] (with no mismatches allowed, a
+ *      position's constraint is the intersection of the readings' sets). For
+ *      8 symbols the bound also covers rs8 codewords, which are not uniform
+ *      strings: see msr_query_match_bound.
  */
 #include "msreg/pattern.h"
 
@@ -538,6 +545,75 @@ msr_query_expected(const struct msr_query *q, double n_codes)
 	for (c = 0; c <= k; c++)
 		prob += dist[c];
 	return n_codes * prob;
+}
+
+/*
+ * Probability that a uniform random string matches q at the positions in mask
+ * (bit p = position p) with at most k mismatches: the DP of msr_query_expected
+ * restricted to those positions.
+ */
+static double
+match_prob(const struct msr_query *q, uint32_t mask, unsigned k)
+{
+	double dist[MSR_QUERY_MISMATCHES_MAX + 1], next[MSR_QUERY_MISMATCHES_MAX + 1];
+	unsigned hist[MSR_QUERY_MISMATCHES_MAX + 1];
+	unsigned p, s, c, j;
+	double prob = 0.0;
+
+	memset(dist, 0, sizeof(dist));
+	dist[0] = 1.0;
+	for (p = 0; p < q->len; p++) {
+		if (!(mask & (UINT32_C(1) << p)))
+			continue;
+		memset(hist, 0, sizeof(hist));
+		for (s = 0; s < MSR_SYMBOLS; s++)
+			if (q->cost[p][s] <= k)
+				hist[q->cost[p][s]]++;
+		memset(next, 0, sizeof(next));
+		for (c = 0; c <= k; c++)
+			for (j = 0; j <= c; j++)
+				next[c] += dist[c - j] * (hist[j] / (double)MSR_SYMBOLS);
+		memcpy(dist, next, sizeof(dist));
+	}
+	for (c = 0; c <= k; c++)
+		prob += dist[c];
+	return prob;
+}
+
+double
+msr_query_match_bound(const struct msr_query *q)
+{
+	uint32_t all = (UINT32_C(1) << q->len) - 1;
+	double p = match_prob(q, all, q->max_mismatches), six = 1.0, pm;
+
+	if (q->len == MSR_RS8_LEN) {
+		/*
+		 * rs8 is MDS: any 6 of its 8 symbols are uniform and independent over
+		 * the codewords, so an exact match is at most as likely as a match on
+		 * the 6 most constraining positions. Never claim more than that; it
+		 * also caps the bits at 30, one codeword of 2^30.
+		 */
+		for (unsigned a = 0; a < MSR_RS8_LEN; a++)
+			for (unsigned b = a + 1; b < MSR_RS8_LEN; b++) {
+				pm = match_prob(q, all & ~(UINT32_C(1) << a) & ~(UINT32_C(1) << b), 0);
+				if (pm < six)
+					six = pm;
+			}
+		if (six > p)
+			p = six;
+	}
+	return p;
+}
+
+double
+msr_query_bits(const struct msr_query *q)
+{
+	double p = msr_query_match_bound(q);
+
+	/* a query that excludes everything pins nothing worth refusing */
+	if (p <= 0.0)
+		return 80.0;
+	return p >= 1.0 ? 0.0 : -log2(p);
 }
 
 void

@@ -47,6 +47,8 @@ const struct msr_route msr_routes[] = {
 	  msr_h_client_revoke, "client.revoke" },
 	{ "POST", "/v1/manufacturers", R(ADMIN), MSR_R_JSON_BODY | MSR_R_AUDITED,
 	  msr_h_manufacturer_create, "manufacturer.create" },
+	{ "POST", "/v1/budgets/grants", R(ADMIN), MSR_R_JSON_BODY | MSR_R_AUDITED,
+	  msr_h_budget_grant, "budget.grant" },
 
 	/* audit log (handlers_audit.c); auditors' reads are audited too */
 	{ "GET", "/v1/audit/checkpoint", 0, 0, msr_h_audit_checkpoint, "audit.checkpoint" },

@@ -491,6 +491,92 @@ START_TEST(test_expected_monte_carlo)
 }
 END_TEST
 
+/* --- the specificity floor (msr_query_bits) ------------------------------ */
+
+struct bits_case {
+	const char *readings[3];
+	unsigned mismatches;
+	double bits;
+};
+
+static const struct bits_case bits_cases[] = {
+	{ { "????????????" }, 0, 0.0 },                     /* a sparse length: nothing */
+	{ { "0???????" }, 0, 5.0 },
+	{ { "0H5K????" }, 0, 20.0 },                        /* 4 of 8 rs8 symbols */
+	{ { "0H5K????" }, 1, 20.0 - 6.965784284662087 },    /* log2(1 + 4*31) */
+	{ { "0H5KB4M3" }, 0, 30.0 },                        /* one codeword of 2^30 */
+	{ { "0H5KB4M3" }, 1, 30.0 },
+	{ { "0H5KB4M3" }, 2, 25.2709635047918 },         /* 40 - log2(1 + 8*31 + 28*961) */
+	{ { "0H5K????", "0H[5S]K[AB]???" }, 0, 24.0 },      /* readings intersect */
+	{ { "0H[5S]K????", "0H[5Z]K????" }, 0, 20.0 },
+	{ { "AX93ZZ1Q7???" }, 0, 45.0 },                    /* free codes: every position */
+	{ { "[0123][0123][0123][0123][0123][0123][0123][0123]" }, 0, 18.0 },
+};
+
+START_TEST(test_bits_cases)
+{
+	const struct bits_case *tc = &bits_cases[_i];
+	struct msr_pattern_error err;
+	struct msr_query q;
+
+	msr_query_init(&q, NULL);
+	for (int i = 0; i < 3 && tc->readings[i] != NULL; i++)
+		ck_assert_msg(msr_query_add_text(&q, tc->readings[i], &err) == 0, "%s",
+		    err.message);
+	finish_ok(&q, tc->mismatches);
+	ck_assert_msg(fabs(msr_query_bits(&q) - tc->bits) < 1e-6, "%s m=%u: %.6f bits, want %.6f",
+	    tc->readings[0], tc->mismatches, msr_query_bits(&q), tc->bits);
+}
+END_TEST
+
+/*
+ * The rs8 bound holds for codewords, not only for random strings: seeded
+ * codewords against queries constraining all 8 positions (where the check
+ * symbols are a function of the data) never match more often than the bound.
+ */
+START_TEST(test_bits_rs8_monte_carlo)
+{
+	uint64_t seed = 0x6d7372627564ULL;
+	struct msr_pattern_error err;
+	struct msr_query q;
+	uint8_t sym[MSR_RS8_LEN];
+	char text[8 * 20];
+	const unsigned samples = 1u << 18;
+
+	for (int round = 0; round < 4; round++) {
+		unsigned hits = 0, width = round < 2 ? 16 : 8;
+		double bound;
+		char *p = text;
+
+		/* a random set of `width` symbols at every position */
+		for (int pos = 0; pos < MSR_RS8_LEN; pos++) {
+			uint32_t set = 0;
+			while ((unsigned)__builtin_popcount(set) < width)
+				set |= UINT32_C(1) << msr_test_rand_below(&seed, 32);
+			*p++ = '[';
+			for (int s2 = 0; s2 < 32; s2++)
+				if (set & (UINT32_C(1) << s2))
+					*p++ = MSR_ALPHABET[s2];
+			*p++ = ']';
+		}
+		*p = '\0';
+		msr_query_init(&q, NULL);
+		ck_assert_msg(msr_query_add_text(&q, text, &err) == 0, "%s", err.message);
+		finish_ok(&q, (unsigned)(round & 1));
+		bound = msr_query_match_bound(&q);
+		for (unsigned i = 0; i < samples; i++) {
+			msr_rs8_from_data((uint32_t)(msr_test_rand(&seed) & (MSR_RS8_DATA_SPACE - 1)),
+			    sym);
+			hits += msr_query_mismatches(&q, sym) <= q.max_mismatches;
+		}
+		/* generous: 1.3x the bound plus 5 standard deviations */
+		ck_assert_msg(hits <= bound * samples * 1.3 + 5 * sqrt(bound * samples) + 5,
+		    "%s m=%u: %u of %u codewords matched, bound %.3g", text, q.max_mismatches,
+		    hits, samples, bound * samples);
+	}
+}
+END_TEST
+
 static Suite *
 pattern_suite(void)
 {
@@ -514,6 +600,9 @@ pattern_suite(void)
 	tcase_add_loop_test(tc, test_expected_enumerated, 0,
 	    (int)(sizeof(enum_queries) / sizeof(enum_queries[0])));
 	tcase_add_test(tc, test_expected_monte_carlo);
+	tcase_add_loop_test(tc, test_bits_cases, 0,
+	    (int)(sizeof(bits_cases) / sizeof(bits_cases[0])));
+	tcase_add_test(tc, test_bits_rs8_monte_carlo);
 	suite_add_tcase(s, tc);
 	return s;
 }

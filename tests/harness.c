@@ -188,6 +188,10 @@ create_database(struct msr_it *it)
 	    " THEN CREATE ROLE msreg_owner LOGIN; END IF;"
 	    " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'msreg_app')"
 	    " THEN CREATE ROLE msreg_app LOGIN; END IF; END $$");
+	/* the NOLOGIN owner of the schema (sql/008_privilege.sql), as deploy/pg.sh */
+	exec_or_die(pg, "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'msreg_schema')"
+	    " THEN CREATE ROLE msreg_schema NOLOGIN; END IF; END $$");
+	exec_or_die(pg, "GRANT msreg_schema TO msreg_owner");
 	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
 	exec_or_die(pg, sql);
 	snprintf(sql, sizeof(sql), "CREATE DATABASE %s OWNER msreg_owner", db);
@@ -219,7 +223,10 @@ write_config(struct msr_it *it, const char *extra)
 	fprintf(f, "[http]\naddress = 127.0.0.1\nport = %d\nthreads = 16\n\n"
 	    "[database]\nurl = %s\nowner_url = %s\npool_size = 8\npool_wait_ms = 2000\n\n"
 	    "[audit]\norigin = it.msreg.test/%s\nkey_file = %s\n\n"
-	    "[log]\nlevel = %s\n",
+	    "[log]\nlevel = %s\n\n"
+	    /* abuse limits that tests of other features step around (API.md);
+	     * it_budget turns them back on */
+	    "[budget]\nenabled = false\n\n[search]\nmin_bits = 0\n",
 	    it->port, it->url_app, it->url_owner, it->name, it->keyfile,
 	    getenv("MSR_IT_LOG") ? getenv("MSR_IT_LOG") : "warn");
 	/* tests of other features step around the abuse limits (API.md); a test of

@@ -221,7 +221,10 @@ START_TEST(dump_under_load_restores)
 	    " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'msreg_owner')"
 	    " THEN CREATE ROLE msreg_owner LOGIN; END IF;"
 	    " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'msreg_app')"
-	    " THEN CREATE ROLE msreg_app LOGIN; END IF; END $$");
+	    " THEN CREATE ROLE msreg_app LOGIN; END IF;"
+	    " IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'msreg_schema')"
+	    " THEN CREATE ROLE msreg_schema NOLOGIN; END IF;"
+	    " GRANT msreg_schema TO msreg_owner; END $$");
 	ck_assert_ptr_nonnull(v);
 	free(v);
 	free(msr_it_query(url, "DROP DATABASE IF EXISTS it_backup WITH (FORCE)"));

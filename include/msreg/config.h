@@ -84,6 +84,14 @@ struct msr_config {
 	int       witness_timeout_ms;
 	int       witness_max_age_s;         /* older cosignatures count as missing */
 	char     *witness_policy;            /* "alert" (default) or "refuse" */
+	/* [budget] disclosure budgets (server/budget.c) */
+	int       budget_enabled;            /* 0: no budget is counted (API.md) */
+	int       budget_limit[4];           /* distinct firearms: key 24h, key 30d,
+	                                        case 24h, case 30d */
+	double    budget_alert[2];           /* alert when a budget's use crosses these
+	                                        fractions (0 = no alert) */
+	/* [search] specificity floor */
+	double    search_min_bits;           /* bits a query must pin down */
 };
 
 /* Fill cfg with defaults. */

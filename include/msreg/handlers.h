@@ -33,6 +33,7 @@ void msr_h_sale_create(struct msr_req *r);
 void msr_h_client_create(struct msr_req *r);
 void msr_h_client_revoke(struct msr_req *r);
 void msr_h_manufacturer_create(struct msr_req *r);
+void msr_h_budget_grant(struct msr_req *r);
 
 /* handlers_audit.c */
 void msr_h_audit_checkpoint(struct msr_req *r);

@@ -158,6 +158,20 @@ int32_t msr_query_score(const struct msr_query *q, const uint8_t *sym);
  */
 double msr_query_expected(const struct msr_query *q, double n_codes);
 
+/*
+ * The specificity floor (independent of the registry's size). An upper bound on
+ * the probability that a random code of q->len symbols matches q (with up to
+ * q->max_mismatches mismatches): the DP above for uniform strings (free codes;
+ * exact for rs8 codewords too when at most 6 positions are constrained), and
+ * for 8 symbols never below the exact-match probability on the 6 most
+ * constraining positions, which bounds rs8 codewords rigorously (rs8 is MDS:
+ * any 6 symbols are uniform over the 2^30 codewords). msr_query_bits is
+ * -log2 of it: 0 for "????????????", 20 for 4 exact symbols of 8, at most 30
+ * for 8 symbols.
+ */
+double msr_query_match_bound(const struct msr_query *q);
+double msr_query_bits(const struct msr_query *q);
+
 /* Default look-alikes: "0DQ,17,2Z,5S,6G,8B3,UV" (U is not in the alphabet). */
 #define MSR_CONFUSION_DEFAULT "0DQ,17,2Z,5S,6G,8B3,UV"
 void msr_confusion_default(struct msr_confusion *conf);
