@@ -113,7 +113,9 @@
  *   LOCKED, intents older than [audit] wait_ms or hinted by this process (a
  *   waiter that gave up, a failed commit, a batch whose outcome is unknown),
  *   appends {"action":"audit.write_void","void_for":idx} for each and deletes
- *   them in the same transaction as that entry. The race is settled by the row:
+ *   them in the same statement as that entry (msreg_app only inserts intents;
+ *   it locks and deletes them through SECURITY DEFINER functions,
+ *   sql/020_audit_pending.sql). The race is settled by the row:
  *   a T that commits first deleted the intent (nothing to void); a T that
  *   comes later finds it gone, raises, rolls back, and answers 503. An intent
  *   held by a live T is skipped (locked). Hence every 2xx write entry names
