@@ -37,6 +37,9 @@ CURL_CFLAGS = $(shell pkg-config --cflags libcurl 2>/dev/null)
 
 MAINS     := server/msregd.c server/msreg.c
 LIB_SRC   := $(filter-out $(MAINS),$(wildcard server/*.c))
+# msreg's HTTP client commands (libcurl) go into bin/msreg only, never msregd.
+CLIENT_OBJ := $(BUILD)/cli_client.o
+LIB_SRC   := $(filter-out server/cli_client.c,$(LIB_SRC))
 LIB_OBJ   := $(LIB_SRC:server/%.c=$(BUILD)/%.o) $(BUILD)/embedded.o
 EMBED     := $(sort $(wildcard sql/[0-9]*.sql)) server/openapi.json \
              $(sort $(wildcard server/ui/*))
@@ -71,7 +74,7 @@ $(BUILD)/libmsreg.a: $(LIB_OBJ)
 $(BIN)/msregd: $(BUILD)/msregd.o $(BUILD)/libmsreg.a | $(BIN)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) -lm
 
-$(BIN)/msreg: $(BUILD)/msreg.o $(BUILD)/libmsreg.a | $(BIN)
+$(BIN)/msreg: $(BUILD)/msreg.o $(CLIENT_OBJ) $(BUILD)/libmsreg.a | $(BIN)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CURL_LIBS) -lm
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libmsreg.a $(HARNESS) $(wildcard include/msreg/*.h tests/*.h) | $(BUILD)/tests

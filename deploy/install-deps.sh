@@ -20,6 +20,7 @@ PKGS=(
   nodejs npm          # runs those tests; npm ci installs playwright-core into tests/browser/
   golang-go           # tests/go/tilecheck: the reference tlog tile client (it_tiles)
   golang-golang-x-mod-dev # golang.org/x/mod/sumdb/tlog and sumdb/note, no network needed
+  prometheus systemd  # validators in make check: promtool, systemd-analyze (tests/validate; nodejs/npm above run redocly and ajv)
 )
 BENCH_PKGS=(wrk)
 

@@ -168,6 +168,7 @@
 #include "msreg/db.h"
 #include "msreg/log.h"
 #include "msreg/merkle.h"
+#include "msreg/metrics.h"
 #include "msreg/note.h"
 
 #define HLEN            MSR_MERKLE_HASH_LEN
@@ -241,7 +242,8 @@ struct msr_audit {
 	int			 wstop;
 
 	/* metrics */
-	atomic_uint_fast64_t	 m_tree_size, m_batches, m_entries, m_voided, m_db_errors;
+	atomic_uint_fast64_t	 m_tree_size, m_voided, m_db_errors;	/* batch sizes and
+						   times: msr_metrics_audit_batch */
 
 	/* sequencer thread only */
 	struct msr_db_pool	*pool;		/* one connection, private */
@@ -973,8 +975,6 @@ batch_settle(struct msr_audit *a, const struct msr_merkle_frontier *fr, char *no
 	a->have_row = 1;
 	mark_set(a, a->b.size, a->b.root, note, 1);
 	atomic_store(&a->m_tree_size, a->b.size);
-	atomic_fetch_add(&a->m_batches, 1);
-	atomic_fetch_add(&a->m_entries, a->b.nentries);
 	atomic_fetch_add(&a->m_voided, a->b.nvoids);
 }
 
@@ -1178,7 +1178,7 @@ seq_recover(struct msr_audit *a)
 static void
 seq_ready(struct msr_audit *a)
 {
-	uint64_t until;
+	uint64_t until, t0;
 	int rc;
 
 	if (a->qlen == 0 && !scan_due(a)) {
@@ -1200,7 +1200,10 @@ seq_ready(struct msr_audit *a)
 	}
 	take_batch(a);
 	pthread_mutex_unlock(&a->lock);
+	t0 = now_ns();
 	rc = seq_batch(a, 0);
+	if (rc == MSR_AS_OK && a->ninflight > 0)
+		msr_metrics_audit_batch(a->ninflight, now_ns() - t0);
 	pthread_mutex_lock(&a->lock);
 	settle_waiters(a, rc == MSR_AS_OK);
 	if (atomic_load(&a->state) == SEQ_STOPPING)
@@ -1508,12 +1511,6 @@ msr_audit_metrics(struct msr_audit *a, char *buf, size_t cap)
 	    "# HELP msreg_audit_tree_size entries in the log as last committed or verified\n"
 	    "# TYPE msreg_audit_tree_size gauge\n"
 	    "msreg_audit_tree_size %" PRIuFAST64 "\n"
-	    "# HELP msreg_audit_batches_total batches committed\n"
-	    "# TYPE msreg_audit_batches_total counter\n"
-	    "msreg_audit_batches_total %" PRIuFAST64 "\n"
-	    "# HELP msreg_audit_entries_total entries committed\n"
-	    "# TYPE msreg_audit_entries_total counter\n"
-	    "msreg_audit_entries_total %" PRIuFAST64 "\n"
 	    "# HELP msreg_audit_writes_voided_total write entries followed by an "
 	    "audit.write_void entry\n"
 	    "# TYPE msreg_audit_writes_voided_total counter\n"
@@ -1523,8 +1520,6 @@ msr_audit_metrics(struct msr_audit *a, char *buf, size_t cap)
 	    "msreg_audit_db_errors_total %" PRIuFAST64 "\n",
 	    st == SEQ_REFUSING, st == SEQ_READY,
 	    (uint_fast64_t)atomic_load(&a->m_tree_size),
-	    (uint_fast64_t)atomic_load(&a->m_batches),
-	    (uint_fast64_t)atomic_load(&a->m_entries),
 	    (uint_fast64_t)atomic_load(&a->m_voided),
 	    (uint_fast64_t)atomic_load(&a->m_db_errors));
 }

@@ -44,6 +44,7 @@
 
 #include "msreg/common.h"
 #include "msreg/log.h"
+#include "msreg/metrics.h"
 
 #define MAX_STMTS            256
 #define RECONNECT_BACKOFF_MS 250
@@ -220,12 +221,16 @@ acquire(struct msr_db_pool *pool, int *exhausted)
 		s = pick_slot(pool);
 		if (s != NULL)
 			break;
+		msr_metrics_pool_wait(1);
 		if (pthread_cond_timedwait(&pool->freed, &pool->lock, &deadline) == ETIMEDOUT) {
+			msr_metrics_pool_wait(-1);
+			msr_metrics_pool_timeout();
 			pthread_mutex_unlock(&pool->lock);
 			*exhausted = 1;
 			log_warn("database pool exhausted after %d ms", pool->wait_ms);
 			return NULL;
 		}
+		msr_metrics_pool_wait(-1);
 	}
 	s->busy = 1;
 	pthread_mutex_unlock(&pool->lock);

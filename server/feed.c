@@ -41,6 +41,7 @@
 #include "msreg/config.h"
 #include "msreg/db.h"
 #include "msreg/log.h"
+#include "msreg/metrics.h"
 #include "msreg/search.h"
 
 struct msr_feed {
@@ -284,6 +285,7 @@ catch_up(struct msr_feed *f)
 	xip = NULL;
 	f->max_seq = max_seq;
 	f->catchups++;
+	msr_metrics_feed_caught_up();
 	ret = 0;
 done:
 	free(xip);
@@ -469,16 +471,22 @@ msr_feed_metrics(struct msr_feed *f, char *buf, size_t len)
 	struct msr_index *idx = msr_feed_index(f);
 
 	if (idx == NULL) {
-		snprintf(buf, len, "# TYPE msreg_search_index_ready gauge\n"
+		snprintf(buf, len, "# HELP msreg_search_index_ready 1 once the search index is "
+		    "loaded.\n# TYPE msreg_search_index_ready gauge\n"
 		    "msreg_search_index_ready 0\n");
 		return;
 	}
 	msr_index_stats(idx, &st);
 	snprintf(buf, len,
+	    "# HELP msreg_search_index_ready 1 once the search index is loaded.\n"
 	    "# TYPE msreg_search_index_ready gauge\nmsreg_search_index_ready 1\n"
+	    "# HELP msreg_search_index_codes Codes in the search index.\n"
 	    "# TYPE msreg_search_index_codes gauge\nmsreg_search_index_codes %zu\n"
+	    "# HELP msreg_search_index_bytes Memory held by the search index.\n"
 	    "# TYPE msreg_search_index_bytes gauge\nmsreg_search_index_bytes %zu\n"
+	    "# HELP msreg_search_index_load_seconds Time the initial index load took.\n"
 	    "# TYPE msreg_search_index_load_seconds gauge\nmsreg_search_index_load_seconds %.3f\n"
+	    "# HELP msreg_search_feed_catchups_total Catch-ups of the search feed.\n"
 	    "# TYPE msreg_search_feed_catchups_total counter\n"
 	    "msreg_search_feed_catchups_total %llu\n",
 	    st.codes, st.memory, f->load_seconds, (unsigned long long)f->catchups);

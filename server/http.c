@@ -304,6 +304,7 @@ msr_reply_error(struct msr_req *r, unsigned status, const char *code, json_t *de
 	if (detail != NULL)
 		json_object_set_new(err, "detail", detail);
 	msr_reply_json(r, status, json_pack("{s:o}", "error", err));
+	msr_metrics_refusal(code);
 }
 
 void

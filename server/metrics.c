@@ -5,6 +5,24 @@
  * Counters are C11 atomics updated with relaxed ordering on the request path;
  * a scrape may see a histogram whose buckets and count differ by in-flight
  * observations, which Prometheus tolerates.
+ *
+ * Process-wide families that other subsystems feed through small functions
+ * (they do not hold the per-server struct msr_metrics), all rendered on every
+ * scrape, zero until observed, so alerts never miss a series:
+ *
+ *   msreg_audit_batch_entries            histogram  entries per committed audit batch
+ *   msreg_audit_batch_duration_seconds   histogram  one batch: hash, sign, commit
+ *   msreg_db_pool_waiters                gauge      requests waiting for a connection
+ *   msreg_db_pool_waits_total            counter    acquisitions that had to wait
+ *   msreg_db_pool_timeouts_total         counter    acquisitions that gave up
+ *   msreg_refusals_total{reason}         counter    refusals by error code: rate_limited,
+ *                                                   disclosure_budget_exhausted,
+ *                                                   query_too_broad, body_too_large,
+ *                                                   unavailable
+ *   msreg_search_feed_lag_seconds        gauge      age of the search index: time since
+ *                                                   the feed's last completed catch-up
+ *                                                   (notifications trigger one at once,
+ *                                                   the poll interval bounds it when idle)
  */
 #include "msreg/metrics.h"
 
@@ -17,6 +35,8 @@
 #include "msreg/common.h"
 #include "msreg/routes.h"
 
+#include <time.h>
+
 static const double bucket_s[] = {
 	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
@@ -25,6 +45,88 @@ static const unsigned status_codes[] = {
 	200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 415, 422, 429, 500, 503,
 };
 #define NSTATUS (MSR_ARRAY_LEN(status_codes) + 1)   /* last = other */
+
+static const double batch_le[] = {
+	1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000,
+};
+#define NBATCH MSR_ARRAY_LEN(batch_le)
+static const char *const refusal_reasons[] = {
+	"rate_limited", "disclosure_budget_exhausted", "query_too_broad", "body_too_large",
+	"unavailable",
+};
+#define NREFUSALS MSR_ARRAY_LEN(refusal_reasons)
+
+struct hist {
+	atomic_uint_fast64_t buckets[16];   /* >= NBUCKETS, NBATCH */
+	atomic_uint_fast64_t count;
+	atomic_uint_fast64_t sum;           /* ns for durations, units otherwise */
+};
+
+static struct {
+	struct hist          batch_entries, batch_ns;
+	atomic_int_fast64_t  pool_waiters;
+	atomic_uint_fast64_t pool_waits, pool_timeouts;
+	atomic_uint_fast64_t refusals[NREFUSALS];
+	atomic_uint_fast64_t feed_catchup_ns;   /* CLOCK_MONOTONIC; 0 = never */
+} g;
+
+static void
+hist_add(struct hist *h, const double *le, size_t n, double v, uint64_t sum)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v <= le[i]) {
+			atomic_fetch_add_explicit(&h->buckets[i], 1, memory_order_relaxed);
+			break;
+		}
+	atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&h->sum, sum, memory_order_relaxed);
+}
+
+static uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void
+msr_metrics_audit_batch(size_t entries, uint64_t ns)
+{
+	hist_add(&g.batch_entries, batch_le, NBATCH, (double)entries, entries);
+	hist_add(&g.batch_ns, bucket_s, NBUCKETS, (double)ns / 1e9, ns);
+}
+
+void
+msr_metrics_pool_wait(int delta)
+{
+	atomic_fetch_add_explicit(&g.pool_waiters, delta, memory_order_relaxed);
+	if (delta > 0)
+		atomic_fetch_add_explicit(&g.pool_waits, 1, memory_order_relaxed);
+}
+
+void
+msr_metrics_pool_timeout(void)
+{
+	atomic_fetch_add_explicit(&g.pool_timeouts, 1, memory_order_relaxed);
+}
+
+void
+msr_metrics_refusal(const char *code)
+{
+	for (size_t i = 0; code != NULL && i < NREFUSALS; i++)
+		if (strcmp(code, refusal_reasons[i]) == 0) {
+			atomic_fetch_add_explicit(&g.refusals[i], 1, memory_order_relaxed);
+			break;
+		}
+}
+
+void
+msr_metrics_feed_caught_up(void)
+{
+	atomic_store_explicit(&g.feed_catchup_ns, mono_ns(), memory_order_relaxed);
+}
 
 struct route_metrics {
 	atomic_uint_fast64_t by_status[NSTATUS];
@@ -121,6 +223,56 @@ route_labels(const struct msr_metrics *m, size_t i, char *buf, size_t len)
 		    msr_route_method(i));
 }
 
+static void
+render_hist(struct sbuf *b, const char *name, const char *help, const struct hist *h,
+    const double *le, size_t n, double sum_scale)
+{
+	uint64_t cum = 0, count = atomic_load_explicit(&h->count, memory_order_relaxed);
+
+	sb_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (size_t k = 0; k < n; k++) {
+		cum += atomic_load_explicit(&h->buckets[k], memory_order_relaxed);
+		sb_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, le[k], (unsigned long long)cum);
+	}
+	sb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)count);
+	sb_printf(b, "%s_sum %.6f\n%s_count %llu\n", name,
+	    (double)atomic_load_explicit(&h->sum, memory_order_relaxed) * sum_scale, name,
+	    (unsigned long long)count);
+}
+
+/* The process-wide families (design comment). */
+static void
+render_global(struct sbuf *b)
+{
+	uint64_t fed = atomic_load_explicit(&g.feed_catchup_ns, memory_order_relaxed);
+	int_fast64_t waiters = atomic_load_explicit(&g.pool_waiters, memory_order_relaxed);
+
+	render_hist(b, "msreg_audit_batch_entries", "Entries per committed audit log batch.",
+	    &g.batch_entries, batch_le, NBATCH, 1);
+	render_hist(b, "msreg_audit_batch_duration_seconds",
+	    "Time to sequence, sign and commit one audit log batch.", &g.batch_ns, bucket_s,
+	    NBUCKETS, 1e-9);
+	sb_printf(b, "# HELP msreg_db_pool_waiters Requests waiting for a database connection.\n"
+	    "# TYPE msreg_db_pool_waiters gauge\nmsreg_db_pool_waiters %lld\n",
+	    (long long)(waiters > 0 ? waiters : 0));
+	sb_printf(b, "# HELP msreg_db_pool_waits_total Connection acquisitions that had to wait.\n"
+	    "# TYPE msreg_db_pool_waits_total counter\nmsreg_db_pool_waits_total %llu\n",
+	    (unsigned long long)atomic_load_explicit(&g.pool_waits, memory_order_relaxed));
+	sb_printf(b, "# HELP msreg_db_pool_timeouts_total Connection acquisitions that gave up "
+	    "(answered 503).\n# TYPE msreg_db_pool_timeouts_total counter\n"
+	    "msreg_db_pool_timeouts_total %llu\n",
+	    (unsigned long long)atomic_load_explicit(&g.pool_timeouts, memory_order_relaxed));
+	sb_printf(b, "# HELP msreg_refusals_total Requests refused by a limit, by error code.\n"
+	    "# TYPE msreg_refusals_total counter\n");
+	for (size_t i = 0; i < NREFUSALS; i++)
+		sb_printf(b, "msreg_refusals_total{reason=\"%s\"} %llu\n", refusal_reasons[i],
+		    (unsigned long long)atomic_load_explicit(&g.refusals[i], memory_order_relaxed));
+	if (fed != 0)
+		sb_printf(b, "# HELP msreg_search_feed_lag_seconds Time since the search feed last "
+		    "caught up with the database.\n# TYPE msreg_search_feed_lag_seconds gauge\n"
+		    "msreg_search_feed_lag_seconds %.3f\n", (double)(mono_ns() - fed) / 1e9);
+}
+
 char *
 msr_metrics_render(struct msr_metrics *m, const char *extra)
 {
@@ -163,6 +315,7 @@ msr_metrics_render(struct msr_metrics *m, const char *extra)
 		sb_printf(&b, "msreg_http_request_duration_seconds_count{%s} %llu\n", labels,
 		    (unsigned long long)count);
 	}
+	render_global(&b);
 	if (extra != NULL)
 		sb_printf(&b, "%s", extra);
 	return b.p;

@@ -10,6 +10,8 @@
  *   msreg audit receipt verify FILE --vkey KEY [--leaf FILE]
  *   msreg audit monitor --url URL --state FILE [--rules FILE] [--once] ...
  *   msreg witness --config FILE | msreg witness keygen --name NAME --out FILE
+ *   msreg import|search|lookup --url URL ...   (HTTP client commands, cli_client.c)
+ *   msreg COMMAND --help
  *
  * Output contracts (API.md "Operations contract"): `client create` prints the
  * new API key alone on one line of stdout; `keygen` writes the signer key
@@ -184,7 +186,42 @@ static const struct command commands[] = {
 	{ "keygen", msr_cli_keygen, "generate the audit log signer key" },
 	{ "audit", cmd_audit, "verify the audit log or a receipt; monitor a log" },
 	{ "witness", msr_cli_witness, "run a C2SP tlog-witness (or keygen for one)" },
+	{ "import", msr_cli_import, "register a production file (CSV) through the API" },
+	{ "search", msr_cli_search, "search partial readings (investigators)" },
+	{ "lookup", msr_cli_lookup, "look up one code (investigators)" },
 };
+
+/* `msreg COMMAND --help` for the commands whose parser does not answer it. */
+static const struct {
+	const char *name, *text;
+} command_help[] = {
+	{ "migrate", "usage: msreg [--config FILE] migrate\n"
+	  "Applies the database migrations (as [database] owner_url, else url).\n" },
+	{ "client", "usage: msreg [--config FILE] client create --role ROLE --name NAME"
+	  " [--org ORG]\n       msreg [--config FILE] client revoke ID\n"
+	  "ROLE: manufacturer|dealer|investigator|auditor|admin (--org required for the"
+	  " first three).\ncreate prints the new API key alone on one line of stdout.\n" },
+	{ "keygen", "usage: msreg keygen --name ORIGIN --out FILE\n"
+	  "Writes the audit signer key to FILE (mode 0600), prints the verifier key.\n" },
+	{ "audit", "usage: msreg [--config FILE] audit verify (--url URL --key KEY"
+	  " [--vkey VKEY] | --db)\n"
+	  "       msreg audit receipt verify FILE --vkey KEY [--leaf FILE]\n"
+	  "       msreg audit monitor --url URL --state FILE [--key-file FILE] [--vkey VKEY]\n"
+	  "           [--rules FILE] [--require-witness VKEY]... [--once] [--interval SEC]\n" },
+	{ "witness", "usage: msreg witness --config FILE\n"
+	  "       msreg witness keygen --name NAME --out FILE\n"
+	  "Serves POST /add-checkpoint (c2sp.org/tlog-witness) with cosignature/v1"
+	  " cosignatures.\n" },
+};
+
+static int
+want_help(int argc, char **argv)
+{
+	for (int k = 1; k < argc; k++)
+		if (strcmp(argv[k], "--help") == 0 || strcmp(argv[k], "-h") == 0)
+			return 1;
+	return 0;
+}
 
 static void
 usage(void)
@@ -223,6 +260,20 @@ main(int argc, char **argv)
 	msr_log_set_level((enum msr_log_level)cfg.log_level);
 	if (i >= argc)
 		usage();
+	if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "help") == 0) {
+		printf("usage: msreg [--config FILE] COMMAND ...   (msreg COMMAND --help)\n");
+		for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+			printf("  %-8s %s\n", commands[k].name, commands[k].help);
+		msr_config_free(&cfg);
+		return 0;
+	}
+	for (size_t k = 0; want_help(argc - i, argv + i) &&
+	    k < sizeof(command_help) / sizeof(command_help[0]); k++)
+		if (strcmp(argv[i], command_help[k].name) == 0) {
+			fputs(command_help[k].text, stdout);
+			msr_config_free(&cfg);
+			return 0;
+		}
 	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
 		if (strcmp(argv[i], commands[k].name) == 0) {
 			ret = commands[k].run(&cfg, argc - i, argv + i);

@@ -70,6 +70,48 @@ START_TEST(counts_and_histograms)
 }
 END_TEST
 
+/* The process-wide families: present before any observation, then counted. */
+START_TEST(global_families)
+{
+	struct msr_metrics *m = msr_metrics_new(msr_routes_len);
+	char *text = msr_metrics_render(m, NULL);
+
+	ck_assert_ptr_nonnull(text);
+	ck_assert_uint_eq(value_of(text, "msreg_audit_batch_entries_count "), 0);
+	ck_assert_uint_eq(value_of(text, "msreg_refusals_total{reason=\"rate_limited\"} "), 0);
+	ck_assert_ptr_null(strstr(text, "msreg_search_feed_lag_seconds"));
+	free(text);
+	msr_metrics_audit_batch(3, 2000000);          /* 3 entries, 2 ms */
+	msr_metrics_audit_batch(700, 40000000);       /* 700 entries, 40 ms */
+	msr_metrics_pool_wait(1);
+	msr_metrics_pool_wait(1);
+	msr_metrics_pool_wait(-1);
+	msr_metrics_pool_timeout();
+	msr_metrics_refusal("rate_limited");
+	msr_metrics_refusal("disclosure_budget_exhausted");
+	msr_metrics_refusal("disclosure_budget_exhausted");
+	msr_metrics_refusal("invalid_json");          /* not a refusal: ignored */
+	msr_metrics_feed_caught_up();
+	text = msr_metrics_render(m, NULL);
+	ck_assert_uint_eq(value_of(text, "msreg_audit_batch_entries_bucket{le=\"2\"} "), 0);
+	ck_assert_uint_eq(value_of(text, "msreg_audit_batch_entries_bucket{le=\"5\"} "), 1);
+	ck_assert_uint_eq(value_of(text, "msreg_audit_batch_entries_bucket{le=\"1000\"} "), 2);
+	ck_assert_uint_eq(value_of(text, "msreg_audit_batch_entries_sum "), 703);
+	ck_assert_uint_eq(value_of(text,
+	    "msreg_audit_batch_duration_seconds_bucket{le=\"0.0025\"} "), 1);
+	ck_assert_uint_eq(value_of(text, "msreg_audit_batch_duration_seconds_count "), 2);
+	ck_assert_uint_eq(value_of(text, "\nmsreg_db_pool_waiters "), 1);
+	ck_assert_uint_eq(value_of(text, "\nmsreg_db_pool_waits_total "), 2);
+	ck_assert_uint_eq(value_of(text, "\nmsreg_db_pool_timeouts_total "), 1);
+	ck_assert_uint_eq(value_of(text, "msreg_refusals_total{reason=\"rate_limited\"} "), 1);
+	ck_assert_uint_eq(value_of(text,
+	    "msreg_refusals_total{reason=\"disclosure_budget_exhausted\"} "), 2);
+	ck_assert_ptr_nonnull(strstr(text, "# TYPE msreg_search_feed_lag_seconds gauge\n"));
+	free(text);
+	msr_metrics_free(m);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -77,6 +119,7 @@ main(void)
 	TCase *tc = tcase_create("metrics");
 
 	tcase_add_test(tc, counts_and_histograms);
+	tcase_add_test(tc, global_families);
 	suite_add_tcase(s, tc);
 	return msr_test_run(s, 0);
 }
