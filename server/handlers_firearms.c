@@ -52,6 +52,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <microhttpd.h>
+#include <strings.h>
+#include <time.h>
 
 #include "msreg/code.h"
 #include "msreg/config.h"
@@ -68,6 +71,7 @@
 #define CODES_MAX     16     /* codes per firearm in one registration */
 #define MAX_ATTEMPTS  3
 
+#undef W_OK   /* access()'s flag from <unistd.h> (via microhttpd.h), unused here */
 enum { W_OK = 0, W_REPLIED = -1, W_RETRY = -2 };
 
 /*
@@ -373,13 +377,51 @@ code_parse(struct msr_req *r, const char *field, const char *text, const char *s
 	return 0;
 }
 
+/* code_parse's checks without a reply: 0 with out canonical, or -1. */
+static int
+code_canon(const char *text, const char *scheme, char out[MSR_CODE_MAX + 1])
+{
+	uint8_t sym[CODE_TEXT_MAX];
+	size_t n = 0;
+	long bad_at = -1;
+
+	if (strlen(text) > CODE_TEXT_MAX ||
+	    msr_code_normalize(text, sym, sizeof(sym), &n, &bad_at) != 0)
+		return -1;
+	if (strcmp(scheme, "rs8") == 0) {
+		if (n != MSR_RS8_LEN || !msr_rs8_valid(sym))
+			return -1;
+	} else if (n < MSR_FREE_MIN || n > MSR_FREE_MAX) {
+		return -1;
+	}
+	msr_code_format(sym, n, out);
+	return 0;
+}
+
+/* Room for one more code in g; -1 when out of memory. */
+static int
+reg_grow_codes(struct reg *g)
+{
+	struct reg_code *nc;
+	size_t cap;
+
+	if (g->ncodes < g->capcodes)
+		return 0;
+	cap = g->capcodes ? g->capcodes * 2 : 16;
+	nc = realloc(g->codes, cap * sizeof(*nc));
+	if (nc == NULL)
+		return -1;
+	g->codes = nc;
+	g->capcodes = cap;
+	return 0;
+}
+
 static int
 reg_add_code(struct msr_req *r, struct reg *g, json_t *obj, size_t item, size_t j)
 {
 	static const char *const keys[] = { "code", "component", "scheme", NULL };
 	const char *text = NULL, *component = NULL, *scheme = "rs8";
-	struct reg_code *c, *nc;
-	size_t cap;
+	struct reg_code *c;
 
 	if (!json_is_object(obj)) {
 		msr_reply_error(r, 400, "invalid_field", json_pack("{s:s}", "field", "codes"),
@@ -391,15 +433,9 @@ reg_add_code(struct msr_req *r, struct reg *g, json_t *obj, size_t item, size_t 
 	    msr_jv_enum(r, obj, "component", 1, components, &component) != 0 ||
 	    msr_jv_enum(r, obj, "scheme", 0, schemes, &scheme) != 0)
 		goto fail;
-	if (g->ncodes == g->capcodes) {
-		cap = g->capcodes ? g->capcodes * 2 : 16;
-		nc = realloc(g->codes, cap * sizeof(*nc));
-		if (nc == NULL) {
-			msr_reply_unavailable(r, "out of memory");
-			return -1;
-		}
-		g->codes = nc;
-		g->capcodes = cap;
+	if (reg_grow_codes(g) != 0) {
+		msr_reply_unavailable(r, "out of memory");
+		return -1;
 	}
 	c = &g->codes[g->ncodes];
 	if (code_parse(r, "code", text, scheme, c->code) != 0)
@@ -1028,6 +1064,329 @@ id_ranges(const struct reg *g)
 	return runs;
 }
 
+
+/* ---- batch bodies without a JSON tree ----------------------------------- */
+
+/*
+ * A 10,000-firearm batch is a 1.7 MB body of one fixed shape. Building a jansson
+ * tree of it (about fifteen allocations per firearm, hash tables included) and
+ * freeing it again was most of msregd's own time per batch, work COPY does not
+ * do. fast_parse reads that shape straight into a struct reg: strings of
+ * printable ASCII without escapes, NUL-terminated in place in the body (every
+ * NUL it writes replaces a closing '"', and it never steps over a NUL it did
+ * not write, so giving up restores the body exactly), each known key at most
+ * once, every check of reg_add_item and reg_add_code passing. On anything else
+ * it gives up (returns 1) and the handler parses the body as the middleware
+ * does for MSR_R_JSON_BODY routes (Content-Type, pre-scan bounds, jansson) and
+ * validates it exactly as before, so every refusal and its detail is the full
+ * path's own: the fast path accepts only bodies that the full path accepts,
+ * with the same result. Bounded: one pass over the body, no recursion, memory
+ * proportional to the items (less than the tree it replaces).
+ */
+struct fp {
+	char *p, *end;
+};
+
+static void
+fp_ws(struct fp *f)
+{
+	while (f->p < f->end && (*f->p == ' ' || *f->p == '\t' || *f->p == '\n' ||
+	    *f->p == '\r'))
+		f->p++;
+}
+
+/* Consume c after optional whitespace; 1 if it was there. */
+static int
+fp_ch(struct fp *f, char c)
+{
+	fp_ws(f);
+	if (f->p < f->end && *f->p == c) {
+		f->p++;
+		return 1;
+	}
+	return 0;
+}
+
+/* A string of printable ASCII without escapes, NUL-terminated in place. */
+static char *
+fp_str(struct fp *f)
+{
+	char *s;
+
+	fp_ws(f);
+	if (f->p >= f->end || *f->p != '"')
+		return NULL;
+	s = ++f->p;
+	while (f->p < f->end && *f->p != '"') {
+		unsigned char c = (unsigned char)*f->p;
+
+		if (c < 0x20 || c >= 0x7f || c == '\\')
+			return NULL;
+		f->p++;
+	}
+	if (f->p >= f->end)
+		return NULL;
+	*f->p++ = '\0';
+	return s;
+}
+
+/* msr_jv_string's checks for a string of printable ASCII. */
+static int
+fp_text_ok(const char *s, size_t maxlen)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= maxlen && strspn(s, " ") != n;
+}
+
+static const char *
+fp_enum(const char *s, const char *const *allowed)
+{
+	for (size_t i = 0; allowed[i] != NULL; i++)
+		if (strcmp(s, allowed[i]) == 0)
+			return allowed[i];
+	return NULL;
+}
+
+/* msr_jv_date's checks (not in the future), for printable ASCII. */
+static int
+fp_date_ok(const char *s)
+{
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	char today[11];
+	time_t now = time(NULL);
+	struct tm tm;
+	int y, m, d, leap;
+
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-' ||
+	    strspn(s, "0123456789") != 4 || strspn(s + 5, "0123456789") != 2 ||
+	    strspn(s + 8, "0123456789") != 2)
+		return 0;
+	y = atoi(s);
+	m = atoi(s + 5);
+	d = atoi(s + 8);
+	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (y < 1800 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1] ||
+	    (m == 2 && d == 29 && !leap))
+		return 0;
+	gmtime_r(&now, &tm);
+	strftime(today, sizeof(today), "%Y-%m-%d", &tm);
+	return strcmp(s, today) <= 0;
+}
+
+/* One code object {"code", "component"[, "scheme"]}; 0, or 1 to give up. */
+static int
+fp_code(struct fp *f, struct reg *g, size_t item)
+{
+	const char *text = NULL, *component = NULL, *scheme = "rs8", *v;
+	unsigned seen = 0, bit;
+	struct reg_code *c;
+	char *k;
+
+	if (!fp_ch(f, '{'))
+		return 1;
+	do {
+		if ((k = fp_str(f)) == NULL || !fp_ch(f, ':') || (v = fp_str(f)) == NULL)
+			return 1;
+		if (strcmp(k, "code") == 0) {
+			bit = 1;
+			text = v;
+		} else if (strcmp(k, "component") == 0) {
+			bit = 2;
+			component = fp_enum(v, components);
+		} else if (strcmp(k, "scheme") == 0) {
+			bit = 4;
+			scheme = fp_enum(v, schemes);
+		} else {
+			return 1;
+		}
+		if (seen & bit)
+			return 1;
+		seen |= bit;
+	} while (fp_ch(f, ','));
+	if (!fp_ch(f, '}') || text == NULL || component == NULL || scheme == NULL ||
+	    !fp_text_ok(text, CODE_TEXT_MAX) || reg_grow_codes(g) != 0)
+		return 1;
+	c = &g->codes[g->ncodes];
+	if (code_canon(text, scheme, c->code) != 0)
+		return 1;
+	c->scheme = scheme;
+	c->component = component;
+	c->item = item;
+	g->ncodes++;
+	return 0;
+}
+
+/* One firearm object; 0, or 1 to give up. */
+static int
+fp_item(struct fp *f, struct reg *g, struct reg_item *it, size_t item)
+{
+	static const char *const keys[] = { "manufacturer", "model", "serial", "type",
+	    "caliber", "manufactured_on", "codes", NULL };
+	const char **field[] = { NULL, &it->model, &it->serial, &it->type, &it->caliber,
+	    &it->made };
+	unsigned seen = 0, i, ncodes = 0;
+	char *k, *v;
+
+	memset(it, 0, sizeof(*it));
+	if (!fp_ch(f, '{'))
+		return 1;
+	do {
+		if ((k = fp_str(f)) == NULL || !fp_ch(f, ':'))
+			return 1;
+		for (i = 0; keys[i] != NULL && strcmp(k, keys[i]) != 0; i++)
+			;
+		if (keys[i] == NULL || (seen & (1u << i)))
+			return 1;
+		seen |= 1u << i;
+		if (i == 6) {
+			if (!fp_ch(f, '['))
+				return 1;
+			do {
+				if (++ncodes > CODES_MAX || fp_code(f, g, item) != 0)
+					return 1;
+			} while (fp_ch(f, ','));
+			if (!fp_ch(f, ']'))
+				return 1;
+			continue;
+		}
+		if ((v = fp_str(f)) == NULL)
+			return 1;
+		if (i == 0) {
+			if (!fp_text_ok(v, 64) || strcmp(v, g->manufacturer) != 0)
+				return 1;
+		} else {
+			*field[i] = v;
+		}
+	} while (fp_ch(f, ','));
+	if (!fp_ch(f, '}') || (seen & 0x5e) != 0x5e ||
+	    !fp_text_ok(it->model, MODEL_MAX) || !fp_text_ok(it->serial, SERIAL_MAX) ||
+	    !fp_text_ok(it->type, TEXT_MAX) || !fp_text_ok(it->caliber, TEXT_MAX) ||
+	    (it->made != NULL && !fp_date_ok(it->made)))
+		return 1;
+	return 0;
+}
+
+/*
+ * The whole body {"firearms": [...]} into g (manufacturer and batch set);
+ * 0 when every item passed, 1 to take the full path (g reset), -1 out of memory.
+ */
+static int
+fast_parse(struct msr_req *r, struct reg *g, size_t max)
+{
+	struct fp f;
+	size_t cap = 0;
+	char *k;
+
+	if (r->body == NULL || r->body_len == 0)
+		return 1;
+	f.p = r->body;
+	f.end = r->body + r->body_len;
+	if (!fp_ch(&f, '{') || (k = fp_str(&f)) == NULL || strcmp(k, "firearms") != 0 ||
+	    !fp_ch(&f, ':') || !fp_ch(&f, '['))
+		goto give_up;
+	do {
+		if (g->nitems == max)
+			goto give_up;
+		if (g->nitems == cap) {
+			struct reg_item *ni;
+
+			cap = cap ? 2 * cap : 1024;
+			if (cap > max)
+				cap = max;
+			ni = realloc(g->items, cap * sizeof(*ni));
+			if (ni == NULL)
+				goto give_up;
+			g->items = ni;
+		}
+		if (fp_item(&f, g, &g->items[g->nitems], g->nitems) != 0)
+			goto give_up;
+		g->nitems++;
+	} while (fp_ch(&f, ','));
+	if (!fp_ch(&f, ']') || !fp_ch(&f, '}'))
+		goto give_up;
+	fp_ws(&f);
+	if (f.p != f.end)
+		goto give_up;
+	return 0;
+give_up:
+	/* put back the quotes: every NUL before f.p is one this pass wrote */
+	for (char *q = r->body; q < f.p && q < f.end; q++)
+		if (*q == '\0')
+			*q = '"';
+	free(g->items);
+	free(g->codes);
+	g->items = NULL;
+	g->codes = NULL;
+	g->nitems = g->ncodes = g->capcodes = 0;
+	return 1;
+}
+
+/*
+ * The full path's parse, as the middleware's parse_body does for routes with
+ * MSR_R_JSON_BODY (this route parses its own body, see above): the same
+ * pre-scan bounds and errors, then jansson. 0 with r->json an object, or -1
+ * after replying. (parse_body also charges the tree to the global body-memory
+ * budget; that function is static in http.c, so this copy cannot: the tree
+ * stays bounded by [http] json_max_values.)
+ */
+static int
+batch_json(struct msr_req *r)
+{
+	const struct msr_config *cfg = r->srv->cfg;
+	json_error_t jerr;
+	size_t values;
+	int depth;
+
+	msr_json_prescan(r->body ? r->body : "", r->body_len, &values, &depth);
+	if (depth > cfg->http_json_max_depth) {
+		msr_reply_error(r, 400, "invalid_json",
+		    json_pack("{s:i}", "max_depth", cfg->http_json_max_depth),
+		    "the JSON nests deeper than %d levels", cfg->http_json_max_depth);
+		return -1;
+	}
+	if (values > (size_t)cfg->http_json_max_values) {
+		msr_reply_error(r, 413, "body_too_large",
+		    json_pack("{s:i}", "max_values", cfg->http_json_max_values),
+		    "the JSON holds more than %d values", cfg->http_json_max_values);
+		return -1;
+	}
+	r->json = json_loadb(r->body ? r->body : "", r->body_len, JSON_REJECT_DUPLICATES,
+	    &jerr);
+	if (r->json == NULL) {
+		msr_reply_error(r, 400, "invalid_json",
+		    json_pack("{s:i, s:i}", "line", jerr.line, "column", jerr.column),
+		    "malformed JSON: %s", jerr.text);
+		return -1;
+	}
+	if (!json_is_object(r->json)) {
+		msr_reply_error(r, 400, "invalid_json", NULL,
+		    "the request body must be a JSON object");
+		return -1;
+	}
+	return 0;
+}
+
+/* The middleware's Content-Type rule for JSON bodies. */
+static int
+batch_content_type_ok(struct msr_req *r)
+{
+	const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE);
+	size_t n = strlen("application/json");
+
+	if (ct == NULL)
+		return 0;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, "application/json", n) != 0)
+		return 0;
+	ct += n;
+	while (*ct == ' ')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
 void
 msr_h_firearm_batch(struct msr_req *r)
 {
@@ -1035,9 +1394,27 @@ msr_h_firearm_batch(struct msr_req *r)
 	struct reg g = { 0 };
 	json_t *list, *ids = NULL, *item;
 	size_t max = (size_t)r->srv->cfg->limits_batch_max, i;
+	int fast = 1;
 
 	g.batch = 1;
-	if (caller_manufacturer(r, &g.manufacturer) != 0 ||
+	if (!batch_content_type_ok(r)) {
+		msr_reply_error(r, 415, "unsupported_media_type", NULL,
+		    "the request body must be application/json");
+		goto done;
+	}
+	if (r->client.org[0] != '\0') {
+		g.manufacturer = r->client.org;
+		fast = fast_parse(r, &g, max);
+		if (fast < 0) {
+			msr_reply_unavailable(r, "out of memory");
+			goto done;
+		}
+	}
+	if (fast == 0) {
+		msr_audit_note(r, "submitted", json_integer((json_int_t)g.nitems));
+		goto store;
+	}
+	if (batch_json(r) != 0 || caller_manufacturer(r, &g.manufacturer) != 0 ||
 	    msr_jv_known_keys(r, r->json, keys) != 0)
 		goto done;
 	list = json_object_get(r->json, "firearms");
@@ -1058,6 +1435,7 @@ msr_h_firearm_batch(struct msr_req *r)
 	json_array_foreach(list, i, item)
 		if (reg_add_item(r, &g, item, i) != 0)
 			goto done;
+store:
 	if (reg_store(r, &g, NULL) != 0)
 		goto done;
 	ids = json_array();

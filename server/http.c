@@ -16,6 +16,11 @@
  *     All bodies in flight, with the estimated size of their parsed JSON, fit
  *     in [http] body_memory_limit (h->body_bytes; 503 beyond), and a JSON body
  *     is pre-scanned for depth and number of values before it is parsed.
+ *     Requests on batch routes (a body limit above body_limit_small) hold at
+ *     most large_cap() of it (h->large_bytes), so that bodies announced on
+ *     batch routes and never sent cannot leave single-item routes (a search,
+ *     a sale) without memory; a JSON body whose parse could not fit even an
+ *     idle budget is 413, not 503.
  *  7. A request must arrive whole (headers and body) within
  *     [http] request_timeout of its connection becoming ready (accepted, or
  *     its previous reply finished), however slowly it trickles: the reaper
@@ -91,7 +96,9 @@ struct msr_http {
 	struct msr_acceptor  *acceptor;      /* plain HTTP: our accept loop (acceptor.c) */
 	char                 *tls_cert, *tls_key;
 	int                   inflight;      /* requests between req_new and on_completed */
+	int                   live;          /* connections the acceptor handed over, open (atomic) */
 	size_t                body_bytes;    /* reserved by bodies in flight (atomic) */
+	size_t                large_bytes;   /* of which by batch routes' requests (atomic) */
 	struct msr_ratelimit *rate_addr;     /* unauthenticated traffic per source address */
 	double                rate[MSR_RATE_NCLASSES][2];
 	/* connections and the reaper (invariant 7) */
@@ -622,15 +629,44 @@ content_type_is_json(const char *ct)
 	return *ct == '\0' || *ct == ';';
 }
 
+/*
+ * What requests on batch routes may hold of the body budget together: three
+ * quarters, and always room for one body of [http] body_limit (invariant 2).
+ */
+static size_t
+large_cap(const struct msr_config *cfg)
+{
+	size_t cap = cfg->http_body_memory_limit / 4 * 3;
+
+	if (cap < cfg->http_body_limit + 1)
+		cap = cfg->http_body_limit + 1;
+	return cap < cfg->http_body_memory_limit ? cap : cfg->http_body_memory_limit;
+}
+
+/* What r may ever hold of the budget. */
+static size_t
+tier_cap(struct msr_req *r)
+{
+	return r->body_large ? large_cap(r->srv->cfg) : r->srv->cfg->http_body_memory_limit;
+}
+
 /* Reserve n bytes of the global body budget for r: 0, or -1 if it is spent. */
 static int
 mem_reserve(struct msr_req *r, size_t n)
 {
 	struct msr_http *h = r->http;
-	size_t total = __atomic_add_fetch(&h->body_bytes, n, __ATOMIC_ACQ_REL);
+	size_t total;
 
+	if (r->body_large &&
+	    __atomic_add_fetch(&h->large_bytes, n, __ATOMIC_ACQ_REL) > large_cap(r->srv->cfg)) {
+		__atomic_sub_fetch(&h->large_bytes, n, __ATOMIC_ACQ_REL);
+		return -1;
+	}
+	total = __atomic_add_fetch(&h->body_bytes, n, __ATOMIC_ACQ_REL);
 	if (total > r->srv->cfg->http_body_memory_limit) {
 		__atomic_sub_fetch(&h->body_bytes, n, __ATOMIC_ACQ_REL);
+		if (r->body_large)
+			__atomic_sub_fetch(&h->large_bytes, n, __ATOMIC_ACQ_REL);
 		return -1;
 	}
 	r->reserved += n;
@@ -643,6 +679,8 @@ mem_release(struct msr_req *r, size_t n)
 	if (n > r->reserved)
 		n = r->reserved;
 	__atomic_sub_fetch(&r->http->body_bytes, n, __ATOMIC_ACQ_REL);
+	if (r->body_large)
+		__atomic_sub_fetch(&r->http->large_bytes, n, __ATOMIC_ACQ_REL);
 	r->reserved -= n;
 }
 
@@ -689,6 +727,15 @@ parse_body(struct msr_req *r)
 		msr_reply_error(r, 413, "body_too_large",
 		    json_pack("{s:i}", "max_values", cfg->http_json_max_values),
 		    "the JSON holds more than %d values", cfg->http_json_max_values);
+		return -1;
+	}
+	if (r->reserved + values * JSON_VALUE_COST > tier_cap(r)) {
+		/* could not be parsed even with the budget to itself: not a retry */
+		size_t room = tier_cap(r) > r->reserved ? tier_cap(r) - r->reserved : 0;
+
+		msr_reply_error(r, 413, "body_too_large",
+		    json_pack("{s:I}", "max_values", (json_int_t)(room / JSON_VALUE_COST)),
+		    "the JSON holds more values than the body memory budget can parse");
 		return -1;
 	}
 	if (mem_reserve(r, values * JSON_VALUE_COST) != 0) {
@@ -971,6 +1018,24 @@ req_free(struct msr_req *r)
 	free(r);
 }
 
+/*
+ * After a reply on a kept-alive connection: if the client has already shut
+ * down its side, shut down ours so that libmicrohttpd closes the connection.
+ * It would not notice otherwise when the client's FIN came with the request,
+ * before the connection was handed to it (acceptor.c): it reads the request,
+ * then waits for an edge that already passed, and held the connection (and
+ * the address's count) until [http] connection_timeout.
+ */
+static void
+shut_if_peer_gone(struct MHD_Connection *conn)
+{
+	struct conn_track *ct = conn_of(conn);
+	char c;
+
+	if (ct != NULL && recv(ct->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+		shutdown(ct->fd, SHUT_RDWR);
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
@@ -978,7 +1043,6 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct msr_http *h = cls;
 	struct msr_req *r = *con_cls;
 
-	(void)toe;
 	if (r == NULL)
 		return;
 	msr_metrics_observe(h->srv->metrics, r->route_index, r->status,
@@ -986,6 +1050,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	req_free(r);
 	*con_cls = NULL;
 	conn_mark(h, conn, 0);      /* the deadline of the next request starts now */
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		shut_if_peer_gone(conn);
 	__atomic_sub_fetch(&h->inflight, 1, __ATOMIC_RELEASE);
 }
 
@@ -1083,6 +1149,7 @@ on_headers(struct msr_req *r)
 	    r->route->body_limit;
 	if (r->body_limit > cfg->http_body_limit)
 		r->body_limit = cfg->http_body_limit;
+	r->body_large = r->body_limit > cfg->http_body_limit_small;
 	if (auth != NULL && r->route->roles == 0 && rate_address(r, 0, 1) != 0)
 		return -1;          /* a public route: the key is not looked at */
 	if (r->route->roles != 0 && authenticate(r) != 0)
@@ -1287,6 +1354,9 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 		*socket_context = ct;
 		return;
 	}
+	/* counted by the acceptor when it handed the connection over (its
+	 * invariant 4); with TLS there is no acceptor and nobody reads h->live */
+	__atomic_sub_fetch(&h->live, 1, __ATOMIC_ACQ_REL);
 	ct = *socket_context;
 	if (ct == NULL)
 		return;
@@ -1449,7 +1519,10 @@ msr_http_start(struct msr_server *srv)
 	}
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
 	    (intptr_t)cfg->http_threads, NULL };
+	/* behind the acceptor, which keeps max_connections itself, libmicrohttpd's
+	 * per-worker share of its limit must be unreachable (acceptor.c invariant 4) */
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT,
+	    listen_fd >= 0 ? (intptr_t)cfg->http_max_connections * (cfg->http_threads + 1) :
 	    (intptr_t)cfg->http_max_connections, NULL };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT,
 	    (intptr_t)cfg->http_connection_timeout, NULL };
@@ -1487,8 +1560,16 @@ msr_http_start(struct msr_server *srv)
 	}
 	h->reaper_started = 1;
 	if (listen_fd >= 0) {
-		h->acceptor = msr_acceptor_start(listen_fd, h->mhd, 1000,
-		    (size_t)cfg->http_url_limit, (size_t)cfg->http_header_limit);
+		struct msr_acceptor_limits lim = {
+			.peek_ms = 1000,
+			.deadline_ms = cfg->http_request_timeout * 1000,
+			.url_limit = (size_t)cfg->http_url_limit,
+			.header_limit = (size_t)cfg->http_header_limit,
+			.max_conns = cfg->http_max_connections,
+			.per_address = cfg->http_per_address_connections,
+		};
+
+		h->acceptor = msr_acceptor_start(listen_fd, h->mhd, &lim, &h->live);
 		if (h->acceptor == NULL) {
 			log_error("cannot start the accept loop");
 			msr_http_stop(h);

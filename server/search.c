@@ -9,12 +9,18 @@
  * Sorted runs. A run holds NTAB = 8 tables over the same codes. Table t is sorted
  * by the code rotated left by t symbols, so its key starts with positions
  * t, t+1, ..., t+7 (mod 8): every cyclic interval of positions is a key prefix of
- * some table. A table is a directory of 2^d uint32 offsets on the first d key
- * bits plus one w-byte entry per code holding the other 40-d bits (d = 8/16/24,
- * w = 4/3/2 by run size), so a key prefix maps to a range with one directory read
- * (prefixes up to d bits) or one binary search inside a bucket (longer ones).
- * At 1e7 codes that is 8 x 3 bytes + 8 x 4 x 2^16 / N ~ 24.2 bytes per code;
- * at 1e9, d = 24 and w = 2: ~16.5 bytes per code.
+ * some table. A table stores only the first 30 bits of each key (its first six
+ * symbols): any six symbols of an rs8 codeword determine the other two (the code
+ * has minimum distance 3), so the last two are recomputed from the syndrome
+ * tables below when an entry is read (expand30), and 30-bit keys sort exactly as
+ * the 40-bit keys they stand for. A table is a directory of 2^d uint32 offsets
+ * on the first d key bits plus one w-byte entry per code holding the other 30-d
+ * bits, so a key prefix maps to a range with one directory read (prefixes up to
+ * d bits) or one binary search inside a bucket (longer ones; prefixes longer
+ * than 30 bits find at most one entry, whose expansion is then compared). d is
+ * chosen per run to minimise memory (run_geometry): at 1e7 codes d = 14, w = 2:
+ * 8 x 2 bytes + 8 x 4 x 2^14 / N ~ 16.05 bytes per code; at 1e8 d = 22, w = 1:
+ * ~9.3 bytes per code; at 1e9 ~8.1.
  *
  * Query planning. A query compiles to cost[p][s] (pattern.h). Let m_p be the
  * smallest cost at p; every code pays base = sum m_p, and matches iff its excess
@@ -47,8 +53,10 @@
  *   1. Every code is in exactly one place: one run, the delta, or one free list.
  *      Runs and the delta hold only rs8 codewords; free lists hold the rest.
  *   2. A run's tables hold the same n distinct codes; in table t, bucket b holds
- *      the codes whose rotated key has top d bits b, sorted by the remaining
- *      bits; dir[b]..dir[b+1] delimit it and dir[2^d] = n.
+ *      the codes whose rotated key's first 30 bits have top d bits b, sorted by
+ *      the remaining 30-d bits; dir[b]..dir[b+1] delimit it and dir[2^d] = n.
+ *      Runs exist only when the syndrome tables are a bijection (rs8_tables_ok;
+ *      true of any rs8 code with minimum distance 3, checked at start).
  *   3. Runs are never modified after publication; they are freed only after they
  *      have been unlinked under the write lock, so no searcher can see them.
  *   4. Searchers hold the read lock for the whole search. Writers serialise on
@@ -72,6 +80,8 @@
 #define NTAB          8
 #define KEY_BITS      40
 #define KEY_MASK      ((UINT64_C(1) << KEY_BITS) - 1)
+#define STORED_BITS   30          /* bits of a table key kept: its first six symbols */
+#define TAIL_BITS     (KEY_BITS - STORED_BITS)
 #define BUDGET_MAX    MSR_QUERY_MISMATCHES_MAX
 #define ITEMS_MAX     (BUDGET_MAX + 1)
 #define MERGE_RATIO   4
@@ -94,7 +104,7 @@ struct table {
 struct run {
 	size_t n;
 	unsigned dbits;               /* directory bits */
-	unsigned sbits;               /* suffix bits in an entry: 40 - dbits */
+	unsigned sbits;               /* suffix bits in an entry: 30 - dbits */
 	unsigned w;                   /* bytes per entry */
 	uint32_t smask;
 	struct table tab[NTAB];
@@ -216,6 +226,37 @@ from_table(uint64_t key, unsigned t)
 	return rotl40(key, KEY_BITS - 5 * t);
 }
 
+/* The first 30 bits of table t's key for an identity key. */
+static uint64_t
+to_table30(uint64_t key, unsigned t)
+{
+	return to_table(key, t) >> TAIL_BITS;
+}
+
+/*
+ * Table t's 40-bit key from its first 30 bits: the last two rotated symbols
+ * (identity positions (t+6)%8 and (t+7)%8) are the pair whose syndrome
+ * contribution cancels the other six's. Needs rs8_tables_ok.
+ */
+static uint64_t
+expand30(uint64_t k30, unsigned t)
+{
+	unsigned syn = 0, i, a = (t + 6) % NPOS, b = (t + 7) % NPOS, xy, sa, sb;
+
+	for (i = 0; i < NPOS - 2; i++)
+		syn ^= contrib[(t + i) % NPOS][(k30 >> (25 - 5 * i)) & 31];
+	xy = complete[pair_id[a][b]][syn];
+	/* complete[] gives (x << 5 | y) for the smaller position x, larger y */
+	if (a < b) {
+		sa = xy >> 5;
+		sb = xy & 31;
+	} else {
+		sa = xy & 31;
+		sb = xy >> 5;
+	}
+	return k30 << TAIL_BITS | (uint64_t)sa << 5 | sb;
+}
+
 /* ---------------------------------------------------------------------------
  * Runs.
  */
@@ -232,24 +273,37 @@ static void
 ent_store(uint8_t *p, uint32_t v, unsigned w)
 {
 	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
+	if (w > 1)
+		p[1] = (uint8_t)(v >> 8);
 	if (w > 2)
 		p[2] = (uint8_t)(v >> 16);
 	if (w > 3)
 		p[3] = (uint8_t)(v >> 24);
 }
 
+/*
+ * Directory bits for n codes: the d in 4..26 with the least memory, directory
+ * 4 (2^d + 1) bytes plus n entries of ceil((30 - d) / 8) bytes; among equals
+ * the larger d (smaller buckets).
+ */
 static void
 run_geometry(struct run *r, size_t n)
 {
+	double best = 0.0;
+	unsigned d;
+
 	r->n = n;
-	if (n >= (size_t)1 << 27)
-		r->dbits = 24;
-	else if (n >= (size_t)1 << 17)
-		r->dbits = 16;
-	else
-		r->dbits = 8;
-	r->sbits = KEY_BITS - r->dbits;
+	r->dbits = 4;
+	for (d = 4; d <= 26; d++) {
+		double bytes = 4.0 * (double)(((size_t)1 << d) + 1) +
+		    (double)n * (double)((STORED_BITS - d + 7) / 8);
+
+		if (d == 4 || bytes <= best) {
+			best = bytes;
+			r->dbits = d;
+		}
+	}
+	r->sbits = STORED_BITS - r->dbits;
 	r->w = (r->sbits + 7) / 8;
 	r->smask = r->sbits >= 32 ? UINT32_MAX : (UINT32_C(1) << r->sbits) - 1;
 }
@@ -295,11 +349,13 @@ static int
 run_contains(const struct run *r, uint64_t key)
 {
 	const struct table *tb = &r->tab[0];
-	uint64_t b = key >> r->sbits;
-	uint32_t v = (uint32_t)(key & r->smask);
+	uint64_t k30 = key >> TAIL_BITS;
+	uint64_t b = k30 >> r->sbits;
+	uint32_t v = (uint32_t)(k30 & r->smask);
 	size_t e = lower_bound(r, tb->ent, tb->dir[b], tb->dir[b + 1], v);
 
-	return e < tb->dir[b + 1] && ent_load(tb->ent + e * r->w, r->smask) == v;
+	return e < tb->dir[b + 1] && ent_load(tb->ent + e * r->w, r->smask) == v &&
+	    expand30(k30, 0) == key;
 }
 
 /*
@@ -361,8 +417,8 @@ cursor_read(struct cursor *c, uint64_t *buf, size_t cap)
 		}
 		while (tb->dir[c->b + 1] <= c->e)
 			c->b++;
-		buf[n++] = c->b << r->sbits |
-		    ent_load(tb->ent + c->e * r->w, r->smask);
+		buf[n++] = expand30(c->b << r->sbits |
+		    ent_load(tb->ent + c->e * r->w, r->smask), 0);
 		c->e++;
 	}
 	return n;
@@ -475,14 +531,15 @@ table_build(struct run *r, unsigned t, const struct source *src, size_t *count)
 	tb->ent = malloc(r->n * r->w + ENT_PAD);
 	fill = malloc(nb * sizeof(*fill));
 	buf = malloc(CHUNK * sizeof(*buf));
-	if (tb->dir == NULL || tb->ent == NULL || fill == NULL || buf == NULL)
+	if (tb->dir == NULL || tb->ent == NULL || fill == NULL || buf == NULL ||
+	    !rs8_tables_ok)
 		goto done;
 	memset(tb->ent + r->n * r->w, 0, ENT_PAD);
 
 	cursor_init(&cur, src);
 	while ((got = cursor_read(&cur, buf, CHUNK)) > 0)
 		for (i = 0; i < got; i++)
-			tb->dir[(to_table(buf[i], t) >> r->sbits) + 1]++;
+			tb->dir[(to_table30(buf[i], t) >> r->sbits) + 1]++;
 	for (b = 0; b < nb; b++) {
 		if (tb->dir[b + 1] > maxb)
 			maxb = tb->dir[b + 1];
@@ -493,7 +550,7 @@ table_build(struct run *r, unsigned t, const struct source *src, size_t *count)
 	cursor_init(&cur, src);
 	while ((got = cursor_read(&cur, buf, CHUNK)) > 0) {
 		for (i = 0; i < got; i++) {
-			uint64_t k = to_table(buf[i], t);
+			uint64_t k = to_table30(buf[i], t);
 
 			ent_store(tb->ent + (size_t)fill[k >> r->sbits]++ * r->w,
 			    (uint32_t)(k & r->smask), r->w);
@@ -975,19 +1032,48 @@ scan_entries(struct qctx *c, uint64_t b, size_t e0, size_t e1, uint64_t stop,
 
 	for (e = e0; e < e1; e++) {
 		uint32_t v = ent_load(ent + e * r->w, r->smask);
-		uint64_t key = hi | v;
+		uint64_t k30 = hi | v, key;
 		unsigned x = excess0;
 
 		if (v >= stop)
 			break;
-		for (i = L; i < NPOS; i++) {
+		/* the stored six symbols first; expand only what may still match */
+		for (i = L; i < NPOS - 2 && x <= budget; i++)
+			x += ex[i][(k30 >> (25 - 5 * i)) & 31];
+		if (x > budget)
+			continue;
+		key = expand30(k30, c->t);
+		for (i = L > NPOS - 2 ? L : NPOS - 2; i < NPOS && x <= budget; i++)
 			x += ex[i][key_sym(key, i)];
-			if (x > budget)
-				break;
-		}
 		if (x <= budget)
 			emit_rs8(c, from_table(key, c->t), x);
 	}
+}
+
+/*
+ * A prefix longer than the stored 30 bits: the entry with its first 30 bits,
+ * if any, verified from position len on when its expansion has the prefix.
+ */
+static void
+scan_long_prefix(struct qctx *c, uint64_t prefix, unsigned pbits, unsigned excess)
+{
+	const struct run *r = c->run;
+	const uint32_t *dir = c->tb->dir;
+	const uint8_t (*ex)[MSR_SYMBOLS] = c->ex[c->t];
+	uint64_t k30 = prefix >> (pbits - STORED_BITS), b = k30 >> r->sbits, key;
+	uint32_t v = (uint32_t)(k30 & r->smask);
+	size_t e = lower_bound(r, c->tb->ent, dir[b], dir[b + 1], v);
+	unsigned i, x = excess;
+
+	if (e >= dir[b + 1] || ent_load(c->tb->ent + e * r->w, r->smask) != v)
+		return;
+	key = expand30(k30, c->t);
+	if (key >> (KEY_BITS - pbits) != prefix)
+		return;
+	for (i = c->len; i < NPOS && x <= c->budget; i++)
+		x += ex[i][key_sym(key, i)];
+	if (x <= c->budget)
+		emit_rs8(c, from_table(key, c->t), x);
 }
 
 static void
@@ -1005,11 +1091,13 @@ scan_prefix(struct qctx *c, uint64_t prefix, unsigned excess)
 			if (dir[b] < dir[b + 1])
 				scan_entries(c, b, dir[b], dir[b + 1], UINT64_MAX,
 				    excess);
+	} else if (pbits > STORED_BITS) {
+		scan_long_prefix(c, prefix, pbits, excess);
 	} else {
-		uint64_t klo = prefix << (KEY_BITS - pbits);
+		uint64_t klo = prefix << (STORED_BITS - pbits);
 		uint64_t b = klo >> r->sbits;
 		uint32_t slo = (uint32_t)(klo & r->smask);
-		uint64_t shi = (uint64_t)slo + (UINT64_C(1) << (KEY_BITS - pbits));
+		uint64_t shi = (uint64_t)slo + (UINT64_C(1) << (STORED_BITS - pbits));
 		size_t e = lower_bound(r, c->tb->ent, dir[b], dir[b + 1], slo);
 
 		scan_entries(c, b, e, dir[b + 1], shi, excess);

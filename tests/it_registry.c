@@ -604,6 +604,99 @@ START_TEST(batch_all_or_nothing)
 }
 END_TEST
 
+/*
+ * The batch route reads its usual shape without a JSON tree and hands anything
+ * else to the full parser (handlers_firearms.c): both must store the same
+ * rows, and every refusal must be the full path's.
+ */
+static long
+raw_batch(const char *ctype, const char *body, json_t **reply)
+{
+	struct msr_it_resp r;
+	long status;
+
+	ck_assert_int_eq(msr_it_request(&it, "POST", "/v1/firearms/batch", k_acme, ctype, body,
+	    &r), 0);
+	status = r.status;
+	*reply = json_incref(r.json);
+	msr_it_resp_free(&r);
+	return status;
+}
+
+START_TEST(batch_fast_and_full_paths)
+{
+	json_t *codes = allocate(k_acme, 6), *reply = NULL;
+	const char *c[6];
+	char body[2048], lower[16], *v;
+
+	for (int i = 0; i < 6; i++)
+		c[i] = json_string_value(json_array_get(codes, i));
+	/* the fast shape, spaced out, with a code typed in lower case with a hyphen */
+	for (int i = 0; i < 8; i++)
+		lower[i + (i >= 4)] = (char)(c[0][i] >= 'A' && c[0][i] <= 'Z' ? c[0][i] + 32 : c[0][i]);
+	lower[4] = '-';
+	lower[9] = '\0';
+	snprintf(body, sizeof(body), "{ \"firearms\" :\n [ {\"model\":\"P320\", \"serial\":\"F-1\","
+	    "\"type\":\"pistol\",\"caliber\":\"9mm\",\"manufactured_on\":\"2026-01-15\",\r\n"
+	    "\"codes\":[ {\"code\":\"%s\",\"component\":\"firing_pin\",\"scheme\":\"rs8\"} ],"
+	    "\"manufacturer\":\"acme\"} ] }\n", lower);
+	ck_assert_int_eq(raw_batch(NULL, body, &reply), 201);
+	json_decref(reply);
+	/* the same firearm through the full parser: a JSON escape in the model */
+	snprintf(body, sizeof(body), "{\"firearms\":[{\"model\":\"P\\u0033""20\",\"serial\":\"F-2\","
+	    "\"type\":\"pistol\",\"caliber\":\"9mm\",\"manufactured_on\":\"2026-01-15\","
+	    "\"codes\":[{\"code\":\"%s\",\"component\":\"firing_pin\"}]}]}", c[1]);
+	ck_assert_int_eq(raw_batch(NULL, body, &reply), 201);
+	json_decref(reply);
+	v = sql1("SELECT count(DISTINCT (model, type, caliber, manufactured_on, created_by,"
+	    " manufacturer_id)) || '/' || count(*) FROM firearms WHERE serial IN ('F-1', 'F-2')");
+	ck_assert_str_eq(v, "1/2");
+	free(v);
+	v = sql1("SELECT c.code FROM codes c JOIN firearms f ON f.id = c.firearm_id"
+	    " WHERE f.serial = 'F-1'");
+	ck_assert_str_eq(v, c[0]);
+	free(v);
+	/* null for an optional field: full path, stored as NULL */
+	snprintf(body, sizeof(body), "{\"firearms\":[{\"model\":\"P320\",\"serial\":\"F-3\","
+	    "\"type\":\"pistol\",\"caliber\":\"9mm\",\"manufactured_on\":null,"
+	    "\"codes\":[{\"code\":\"%s\",\"component\":\"firing_pin\"}]}]}", c[2]);
+	ck_assert_int_eq(raw_batch(NULL, body, &reply), 201);
+	json_decref(reply);
+	v = sql1("SELECT coalesce(manufactured_on::text, 'null') FROM firearms WHERE serial = 'F-3'");
+	ck_assert_str_eq(v, "null");
+	free(v);
+	/* refusals are the full path's: duplicate key, trailing text, media type, field */
+	snprintf(body, sizeof(body), "{\"firearms\":[{\"model\":\"P320\",\"model\":\"P320\","
+	    "\"serial\":\"F-4\",\"type\":\"pistol\",\"caliber\":\"9mm\","
+	    "\"codes\":[{\"code\":\"%s\",\"component\":\"firing_pin\"}]}]}", c[3]);
+	ck_assert_int_eq(raw_batch(NULL, body, &reply), 400);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(reply, "error"),
+	    "code")), "invalid_json");
+	json_decref(reply);
+	snprintf(body, sizeof(body), "{\"firearms\":[{\"model\":\"P320\",\"serial\":\"F-4\","
+	    "\"type\":\"pistol\",\"caliber\":\"9mm\","
+	    "\"codes\":[{\"code\":\"%s\",\"component\":\"firing_pin\"}]}]} x", c[3]);
+	ck_assert_int_eq(raw_batch(NULL, body, &reply), 400);
+	json_decref(reply);
+	snprintf(body, sizeof(body), "{\"firearms\":[{\"model\":\"P320\",\"serial\":\"F-4\","
+	    "\"type\":\"pistol\",\"caliber\":\"9mm\","
+	    "\"codes\":[{\"code\":\"%s\",\"component\":\"firing_pin\"}]}]}", c[3]);
+	ck_assert_int_eq(raw_batch("text/plain", body, &reply), 415);
+	json_decref(reply);
+	snprintf(body, sizeof(body), "{\"firearms\":[{\"model\":\"P320\",\"serial\":\"F-4\","
+	    "\"type\":\"pistol\",\"caliber\":\"9mm\",\"codes\":[{\"code\":\"%s\","
+	    "\"component\":\"firing_pin\"}]},{\"model\":\"P320\",\"serial\":\"F-5\","
+	    "\"type\":\"pistol\",\"caliber\":\"9mm\",\"codes\":[{\"code\":\"%s\","
+	    "\"component\":\"trigger\"}]}]}", c[3], c[4]);
+	ck_assert_int_eq(raw_batch(NULL, body, &reply), 400);
+	ck_assert_int_eq(err_index(reply), 1);
+	json_decref(reply);
+	ck_assert_int_eq(sql_int("SELECT count(*) FROM firearms WHERE serial LIKE '%s'", "F-_"),
+	    3);
+	json_decref(codes);
+}
+END_TEST
+
 /* ---- replacement parts --------------------------------------------------- */
 
 static json_t *
@@ -1391,6 +1484,7 @@ main(void)
 	tcase_add_test(tc, register_firearm);
 	tcase_add_test(tc, register_errors);
 	tcase_add_test(tc, batch_all_or_nothing);
+	tcase_add_test(tc, batch_fast_and_full_paths);
 	tcase_add_test(tc, replacement);
 	tcase_add_test(tc, sales);
 	tcase_add_test(tc, lookup);

@@ -12,14 +12,25 @@
 struct MHD_Daemon;
 struct msr_acceptor;
 
+/* What the acceptor keeps to (see acceptor.c). */
+struct msr_acceptor_limits {
+	int    peek_ms;       /* examine for this long; then only a request line is awaited */
+	int    deadline_ms;   /* no request line by then: closed ([http] request_timeout) */
+	size_t url_limit;     /* longest request line, plus 64 bytes for method and version */
+	size_t header_limit;  /* headers, on top of url_limit */
+	int    max_conns;     /* connections handed over and open, at most */
+	int    per_address;   /* pending connections per source address (0: no limit) */
+};
+
 /*
  * Accept on listen_fd (listening, non-blocking; owned from now on) and hand
  * connections to mhd (started with MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC).
- * A connection is examined for at most peek_ms; its first request line may be
- * url_limit bytes, its headers header_limit more. NULL on failure.
+ * *live counts the connections handed to mhd and not yet closed: the
+ * acceptor increments it, the caller decrements it (atomically) when mhd
+ * reports one closed. NULL on failure.
  */
-struct msr_acceptor *msr_acceptor_start(int listen_fd, struct MHD_Daemon *mhd, int peek_ms,
-                                        size_t url_limit, size_t header_limit);
+struct msr_acceptor *msr_acceptor_start(int listen_fd, struct MHD_Daemon *mhd,
+                                        const struct msr_acceptor_limits *lim, int *live);
 /* Stop accepting (the listening socket is closed), drop pending connections. */
 void msr_acceptor_stop(struct msr_acceptor *a);
 

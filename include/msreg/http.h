@@ -110,6 +110,7 @@ struct msr_req {
 	int                      no_audit;      /* refused before any audited work (429) */
 	int                      body_too_large;
 	int                      body_refused;  /* the global body budget was exhausted */
+	int                      body_large;    /* a batch route's: held in the large share */
 	uint64_t                 deadline_ns;   /* the whole request must have arrived by then */
 	json_t                  *json;          /* parsed body (owned) */
 	/* caller */

@@ -28,6 +28,7 @@ const who = document.getElementById('who');
 const alertBox = document.getElementById('alert');
 const statusBox = document.getElementById('status');
 let me = null;
+const SIGNED_OUT = 'msreg.signed-out';
 
 // Show an error in the alert region: the API's own message (ApiError), after
 // an optional prefix, and an optional explanation in words.
@@ -53,7 +54,9 @@ export function announce(text) {
 const ctx = { showError, clearError, announce, me: () => me };
 
 function signInForm() {
-	const key = h('input', { type: 'password', name: 'api-key', autocomplete: 'off',
+	// no name attribute: even a form submitted without this script would not
+	// put the key in a URL
+	const key = h('input', { type: 'password', autocomplete: 'off',
 		spellcheck: 'false', required: true, class: 'wide' });
 	const form = h('form', { class: 'card signin', onsubmit: async (ev) => {
 		ev.preventDefault();
@@ -72,13 +75,16 @@ function signInForm() {
 	key.focus();
 }
 
+// Forget the key and everything this tab learnt while signed in: the whole
+// sessionStorage (key, remembered case number and purpose) and, by loading
+// the page afresh, what the views hold in memory (the last search and its
+// case report, a client key just created, loaded audit entries).
 function signOut() {
 	clearKey();
+	sessionStorage.clear();
+	sessionStorage.setItem(SIGNED_OUT, '1');
 	me = null;
-	clearError();
-	announce('Signed out');
-	history.replaceState(null, '', location.pathname);
-	signInForm();
+	location.replace(location.pathname);
 }
 
 function route() {
@@ -103,6 +109,10 @@ function route() {
 async function start() {
 	if (!getKey()) {
 		signInForm();
+		if (sessionStorage.getItem(SIGNED_OUT)) {
+			sessionStorage.removeItem(SIGNED_OUT);
+			announce('Signed out');
+		}
 		return;
 	}
 	try {
@@ -128,6 +138,14 @@ async function start() {
 	if (!main.contains(document.activeElement))
 		main.focus();
 }
+
+// "Skip to content" moves the focus to the main region; it must not change
+// the URL fragment, which names the view (that would redraw the view and lose
+// what was typed).
+document.querySelector('a.skip')?.addEventListener('click', (ev) => {
+	ev.preventDefault();
+	main.focus();
+});
 
 window.addEventListener('hashchange', () => {
 	if (me)

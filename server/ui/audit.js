@@ -4,12 +4,15 @@
 // Verify log, all in the browser against the log's key (GET /v1/audit/key):
 //   1. the checkpoint's signature;
 //   2. consistency with the checkpoint this browser verified last time
-//      (localStorage), through GET /v1/audit/proof/consistency;
+//      (localStorage), through GET /v1/audit/proof/consistency, and the same
+//      log key as then (a log whose key changed does not verify);
 //   3. the inclusion of every entry: up to FULL_MAX entries, every entry is
 //      fetched and the tree's root recomputed from them (which also proves the
 //      entries shown); beyond that, each entry shown is checked with its
 //      inclusion proof.
-// Only then is the checkpoint stored as the new "seen last time".
+// Only then is the checkpoint stored as the new "seen last time". The table
+// shows entries parsed from their exact bytes (fetchEntries), never the
+// server's separate parsed copy.
 
 import { ApiError, get, query } from './api.js';
 import { download, field, fill, h, table } from './dom.js';
@@ -21,9 +24,23 @@ const PAGE = 1000;           // the API's maximum page
 const SHOW = 200;            // entries loaded into the table at a time
 const FULL_MAX = 100000;     // recompute the whole tree up to this size
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+// A page of entries. What the table shows is parsed here from the entry's
+// exact bytes (leaf), the bytes that Verify log hashes into the tree: the
+// server's parsed copy (entry) is ignored, so nothing is shown that was not
+// verified along with it.
 async function fetchEntries(start, limit) {
 	const r = await get('/v1/audit/entries' + query({ start, limit }));
-	return r.data.entries;
+	return r.data.entries.map((e) => {
+		let entry = null;
+		try {
+			entry = JSON.parse(utf8.decode(b64decode(e.leaf)));
+		} catch (err) {
+			entry = { action: '(entry is not JSON)' };
+		}
+		return { index: e.index, leaf: e.leaf, entry };
+	});
 }
 
 function entryRow(e, ctx) {
@@ -50,10 +67,11 @@ function entryRow(e, ctx) {
 			ctx.showError(err, `Receipt for entry ${e.index}`);
 		}
 	} }, `Receipt ${e.index}`);
-	const when = x.time ? { content: h('time', { datetime: x.time, title: x.time },
-		x.time.replace('T', ' ').replace(/\.\d+Z$/, '')), class: 'nowrap' } : '';
-	return { cells: [String(e.index), when, String(x.client ?? ''), x.role || '',
-		x.action || '', x.case_number || '', String(x.status ?? ''), details, receipt],
+	const time = x.time ? String(x.time) : '';
+	const when = time ? { content: h('time', { datetime: time, title: time },
+		time.replace('T', ' ').replace(/\.\d+Z$/, '')), class: 'nowrap' } : '';
+	return { cells: [String(e.index), when, String(x.client ?? ''), String(x.role ?? ''),
+		String(x.action ?? ''), String(x.case_number ?? ''), String(x.status ?? ''), details, receipt],
 	class: e.verified === false ? 'unverified' : '' };
 }
 
@@ -175,6 +193,8 @@ export function render(main, ctx) {
 				seen = null;
 			}
 			let consistency = 'no earlier checkpoint seen in this browser';
+			if (seen && seen.origin === cp.origin && seen.key && seen.key !== vkey.text)
+				throw new Error(`the log's key changed since this browser last verified it (was ${seen.key}, now ${vkey.text})`);
 			if (seen && seen.origin === cp.origin) {
 				if (seen.size > size)
 					throw new Error(`the log shrank: ${seen.size} entries were seen before, the checkpoint says ${size}`);
@@ -222,7 +242,8 @@ export function render(main, ctx) {
 			}
 			for (const e of entries)
 				e.verified = e.index < size;
-			localStorage.setItem(SEEN, JSON.stringify({ origin: cp.origin, size, root: b64encode(cp.root) }));
+			localStorage.setItem(SEEN, JSON.stringify({ origin: cp.origin, size, root: b64encode(cp.root),
+				key: vkey.text }));
 			draw();
 			verdict.className = 'verdict ok';
 			fill(verdict, `Log verified: ${size} entries`);

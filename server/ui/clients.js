@@ -72,7 +72,7 @@ export function render(main, ctx) {
 							ctx.showError(e);
 						}
 					} }, 'Revoke')]);
-			fill(listBox, table('API clients', ['Id', 'Name', 'Role', 'Organisation', 'Created', 'Status', ''], rows, { class: 'clients' }));
+			fill(listBox, table('API clients', ['Id', 'Name', 'Role', 'Organisation', 'Created', 'Status', 'Action'], rows, { class: 'clients' }));
 		} catch (e) {
 			ctx.showError(e);
 		}

@@ -15,6 +15,17 @@ import { download, field, fill, h, select, table } from './dom.js';
 import { parseProduction } from './csv.js';
 
 const CHUNK = 100;
+
+// One CSV cell (RFC 4180), safe to open in a spreadsheet: a cell that a
+// spreadsheet would read as a formula (starting with = + - @, a tab or a
+// carriage return) is prefixed with ' so it stays text, and a cell holding a
+// comma, quote or line break is quoted.
+export function csvCell(value) {
+	let v = String(value ?? '');
+	if (/^[=+\-@\t\r]/.test(v))
+		v = `'${v}`;
+	return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+}
 const COMPONENTS = [['firing_pin', 'Firing pin'], ['breech_face', 'Breech face'],
 	['ejector', 'Ejector'], ['extractor', 'Extractor'], ['other', 'Other']];
 
@@ -27,7 +38,7 @@ function allocateCard(ctx) {
 		try {
 			const r = await post('/v1/codes/allocate', { count: Number(count.value) });
 			const codes = r.data.codes;
-			const csv = 'code\n' + codes.join('\n') + '\n';
+			const csv = 'code\n' + codes.map(csvCell).join('\n') + '\n';
 			fill(out,
 				h('p', {}, `${codes.length} new codes reserved to you:`),
 				h('pre', { class: 'codelist' }, codes.join('\n')),
@@ -180,7 +191,7 @@ function firearmsCard(ctx) {
 			const r = (await get('/v1/firearms' + query({ after: pages[pages.length - 1], limit: 20 }))).data;
 			nextAfter = r.next_after;
 			fill(tableBox, r.firearms.length === 0 ? h('p', {}, 'No firearms registered yet.')
-				: table('Your firearms', ['Id', 'Serial', 'Model', 'Type', 'Caliber', 'Manufactured', 'Active codes', ''],
+				: table('Your firearms', ['Id', 'Serial', 'Model', 'Type', 'Caliber', 'Manufactured', 'Active codes', 'Details'],
 					r.firearms.map((f) => [String(f.id), f.serial, f.model, f.type, f.caliber, f.manufactured_on || '',
 						String(f.active_codes),
 						h('button', { type: 'button', class: 'quiet', onclick: () => firearmDetail(ctx, f.id, detail, load) }, `Open ${f.serial}`)])));

@@ -92,18 +92,56 @@ function count(x) {
 	return n >= 10 ? Math.round(n).toLocaleString('en') : n.toFixed(1);
 }
 
-// Why the registry refused, in words.
+function num(x, digits = 1) {
+	const n = Number(x);
+	return Number.isFinite(n) ? n.toFixed(digits).replace(/\.0+$/, '') : '?';
+}
+
+const WINDOWS = { '24h': '24 hours', '30d': '30 days' };
+
+function wait(seconds) {
+	const s = Number(seconds);
+	if (!(s > 0))
+		return '';
+	if (s < 120)
+		return `${Math.ceil(s)} seconds`;
+	if (s < 7200)
+		return `${Math.ceil(s / 60)} minutes`;
+	if (s < 172800)
+		return `${Math.ceil(s / 3600)} hours`;
+	return `${Math.ceil(s / 86400)} days`;
+}
+
+// Why the registry refused, in words. The detail fields are the API's
+// (API.md): query_too_broad has bits and min_bits when the readings pin down
+// too little of a code whatever the registry's size, and expected_matches and
+// max_expected_matches when too many registered codes would match by chance;
+// disclosure_budget_exhausted has scope, window, budget, used, requested and
+// retry_after.
 function explain(e, casings) {
 	const d = e.detail || {};
 	switch (e.code) {
 	case 'query_too_broad':
+		if (d.bits !== undefined && d.min_bits !== undefined)
+			return `The readings are too incomplete to name a firearm: together they pin down ${num(d.bits)} bits ` +
+				`of the code, and the registry answers only readings that pin down at least ${num(d.min_bits)} bits ` +
+				`(a random code would match these readings with a chance of 1 in ${Math.round(2 ** Number(d.bits)).toLocaleString('en')}). ` +
+				'Read more positions, add another casing, or allow fewer misread characters.';
 		return `The readings are too incomplete to name a firearm: about ${count(d.expected_matches)} ` +
-			`registered codes would match them by chance, and at most ${d.max_expected_matches} are allowed. ` +
+			`registered codes would match them by chance, and at most ${num(d.max_expected_matches)} are allowed. ` +
 			'Read more positions, add another casing, or allow fewer misread characters.';
-	case 'disclosure_budget_exhausted':
-		return 'Your disclosure budget for this period is used up, so the registry will not answer more searches now.' +
-			(e.retryAfter ? ` Try again in about ${Math.ceil(Number(e.retryAfter) / 60)} minutes.` : '') +
-			(d.budget !== undefined ? ` Budget: ${d.budget}, used: ${d.used ?? '?'}.` : '');
+	case 'disclosure_budget_exhausted': {
+		const who = d.scope === 'case' ? 'this case' : d.scope === 'key' ? 'your API key' : 'you';
+		const win = WINDOWS[d.window] || d.window || 'this period';
+		const left = Number(d.budget) - Number(d.used);
+		const when = wait(d.retry_after ?? e.retryAfter);
+		return `The disclosure budget of ${who} is used up: the registry reveals at most ${d.budget ?? '?'} ` +
+			`different firearms to ${who} in ${win}, ${d.used ?? '?'} have been revealed, ` +
+			`${Number.isFinite(left) && left > 0 ? `only ${left} remain` : 'none remain'}, and this search ` +
+			`would reveal ${d.requested ?? 'more'}. Nothing was disclosed. Narrow the readings or lower ` +
+			'Maximum results' + (when ? `, try again in about ${when},` : ',') +
+			' or ask an administrator for a grant.';
+	}
 	case 'rate_limited':
 		return `Too many requests in a short time. Wait ${e.retryAfter || 'a few'} seconds and search again.`;
 	case 'invalid_pattern':
@@ -150,8 +188,10 @@ function resultsTable(resp, readings, caption) {
 			f.manufacturer || '', f.model || '', f.serial || '',
 			[f.type, f.caliber].filter(Boolean).join(', '), firstSale(c.first_sale)];
 	});
-	return table(caption, ['Code', 'Mismatches', 'Disagreeing positions', 'Status', 'Component',
-		'Manufacturer', 'Model', 'Serial', 'Type', 'First sale'], rows, { class: 'results' });
+	// in a scrolling box: a long model or serial (written by a manufacturer)
+	// must not push the page off the screen
+	return h('div', { class: 'tablebox' }, table(caption, ['Code', 'Mismatches', 'Disagreeing positions',
+		'Status', 'Component', 'Manufacturer', 'Model', 'Serial', 'Type', 'First sale'], rows, { class: 'results' }));
 }
 
 function summary(resp) {
@@ -165,7 +205,7 @@ function summary(resp) {
 
 async function caseReport(main, ctx, back) {
 	const s = last;
-	const verdict = h('p', { class: 'verdict pending' }, 'Checking the receipt…');
+	const verdict = h('p', { class: 'verdict pending', role: 'status' }, 'Checking the receipt…');
 	const receiptPre = h('pre', { class: 'receipt' });
 	const details = h('p', {});
 	const readings = s.request.readings.filter((r) => typeof r === 'string').map(parseReading);
@@ -203,7 +243,8 @@ async function caseReport(main, ctx, back) {
 		const r = await verifyReceipt(receipt.data, vk);
 		if (r.index !== s.auditIndex)
 			throw new Error(`the receipt is for entry ${r.index}, not ${s.auditIndex}`);
-		if (!r.entry || r.entry.action !== 'code.search' || r.entry.case_number !== s.request.case_number)
+		if (!r.entry || r.entry.action !== 'code.search' || r.entry.case_number !== s.request.case_number ||
+		    (r.entry.client !== undefined && r.entry.client !== ctx.me().id))
 			throw new Error('the receipt\'s entry is not this search');
 		verdict.textContent = 'Receipt verified';
 		verdict.className = 'verdict ok';
@@ -277,19 +318,26 @@ export function render(main, ctx) {
 			const r = await post('/v1/search', request);
 			last = { request, response: r.data, auditIndex: r.auditIndex, time: new Date().toISOString() };
 			const parsed = readings.filter((x) => typeof x === 'string').map(parseReading);
+			// the Search button was disabled while it ran, which drops the
+			// focus; it goes to the results' heading, from where Tab reaches
+			// the case report
+			const heading = h('h2', { tabindex: '-1' }, 'Results');
 			fill(results,
-				h('h2', {}, 'Results'),
+				heading,
 				summary(r.data),
 				r.data.candidates.length ? resultsTable(r.data, parsed, `Candidates for case ${request.case_number}`) : null,
 				h('p', {}, `Audit log entry ${r.auditIndex}.`),
 				h('div', { class: 'actions' },
 					h('button', { type: 'button', class: 'primary', onclick: () => caseReport(main, ctx, () => render(main, ctx)) }, 'Case report')));
+			heading.focus();
 		} catch (e) {
 			fill(results);
 			const why = e instanceof ApiError ? explain(e, casings.length) : '';
 			ctx.showError(e, e instanceof ApiError ? 'The registry refused the search' : '', why);
 		} finally {
 			btn.disabled = false;
+			if (document.activeElement === document.body || document.activeElement === null)
+				btn.focus();
 		}
 	} },
 	h('h1', {}, 'Search'),

@@ -250,9 +250,15 @@ export function parseCheckpoint(text) {
 }
 
 // Verify a signed checkpoint note. Returns {origin, size, root, signatures, note}.
+// The origin must be the key's name (as server/note.c and audit_verify.c
+// require): a checkpoint the same key signed for another log is not this log's.
 export async function verifyCheckpoint(note, key) {
 	const opened = await openNote(note, key);
 	const cp = parseCheckpoint(opened.text);
+	if (cp.origin !== key.name)
+		throw new Error(`the checkpoint's origin "${cp.origin}" is not the log key's name ${key.name}`);
+	if (!Number.isSafeInteger(cp.size))
+		throw new Error('the checkpoint\'s tree size is too large');
 	return { ...cp, signatures: opened.signatures, note };
 }
 
@@ -275,6 +281,8 @@ export async function verifyReceipt(receipt, key) {
 	if (!im)
 		throw new Error('the receipt has no index line');
 	const index = Number(im[1]);
+	if (!Number.isSafeInteger(index))
+		throw new Error('the receipt\'s index is too large');
 	const path = lines.slice(i + 1).map((l) => {
 		const b = b64decode(l);
 		if (b.length !== 32)

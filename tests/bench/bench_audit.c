@@ -1,19 +1,31 @@
 /*
- * bench_audit.c — the audit log's cost, measured end to end on this machine.
+ * bench_audit.c — the audit log's cost, measured end to end on this machine,
+ * each figure next to a baseline from the same run (issue 12's goals):
  *
- *   1. HTTP: wrk against a real msregd, same concurrency, same run:
- *        GET /healthz                       (baseline: no auth, no audit)
- *        GET /v1/codes/{code}?case_number&purpose   (investigator exact lookup,
- *            audited; falls back to an auditor's GET /v1/audit/entries?limit=1
- *            when the lookup route is not there)
- *      → req/s, p50/p99, ratio audited/healthz, entries per batch.
+ *   1. Audited exact lookups against plain PostgreSQL. A registry of NCODES
+ *      generated rs8 codes (firearms by generate_series, codes by COPY), then
+ *      for 8 and for 64 connections, ROUNDS alternating rounds of
+ *        wrk -t2 -cN  GET /v1/codes/{code}?case_number&purpose  (investigator;
+ *            random registered codes; every answer waits for its durable,
+ *            signed audit entry)
+ *        pgbench -cN  one transaction per lookup: the handler's own SELECT
+ *            (code picked by a random integer through bench_codes) + INSERT of
+ *            an audit-like row (~330-byte leaf, client id; same shape and
+ *            indexes as audit_entries), synchronous_commit = on, COMMIT
+ *      → median req/s and tps, the median of the rounds' ratios (the
+ *      verdict, goal >= 1.0: each round pairs adjacent runs), wrk p50 at 8 (goal
+ *      <= 1.5 ms). A one-second wrk warm-up per connection count is not
+ *      counted. GET /healthz once for scale.
  *   2. The sequencer alone (in process, no HTTP): APPENDERS threads appending
- *      ~300-byte entries with synchronous_commit=on → appends/s.
- *   3. On the log built by 2: `msreg audit verify --db` entries/s, and msregd's
- *      full start-up check (restart until /readyz is 200).
+ *      ~330-byte entries with synchronous_commit=on → appends/s (goal 100,000).
+ *   3. On the log built by 1 and 2: `msreg audit verify --db` entries/s (goal
+ *      2,000,000 on 2 cores), and msregd's full start-up check.
  *
- * BENCH_SCALE=small builds 1e5 entries in step 2, full (default) 1e6.
+ * BENCH_SCALE=small: 1e5 codes, 1e5 appends, rounds of 2 s; full (default)
+ * and large: 1e6 codes, 1e6 appends, rounds of 8 s. Exits 1 when a figure
+ * could not be measured (wrk/pgbench errors, non-2xx, no output).
  */
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -24,67 +36,216 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "harness.h"
 #include "msreg/audit.h"
+#include "msreg/code.h"
 #include "msreg/config.h"
 
-#define APPENDERS 128
+#define APPENDERS    128
+#define ROUNDS       3
+#define SCRIPT_CODES 2000      /* distinct codes the wrk script cycles through */
 
 static struct msr_it it;
 static struct msr_audit *seq;
 static atomic_long next_entry;
 static long total_entries;
 static atomic_long failed;
+static char dir[] = "/tmp/bench_audit.XXXXXX";
 
-/* Run wrk; fill req/s and latency percentiles (ms). 0 on success. */
-static int
-wrk(const char *path, const char *key, int secs, double *rps, double *p50, double *p99)
+static void __attribute__((noreturn))
+fail(const char *what)
 {
-	char url[512], dur[16], hdr[256], wrkpath[64] = "/usr/bin/wrk";
-	char *argv[16], *out = NULL, *p;
-	int n = 0, rc;
+	fprintf(stderr, "bench_audit: %s\n", what);
+	msr_it_teardown(&it);
+	exit(1);
+}
 
-	if (access(wrkpath, X_OK) != 0)
-		snprintf(wrkpath, sizeof(wrkpath), "/usr/local/bin/wrk");
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", it.port, path);
-	snprintf(dur, sizeof(dur), "%ds", secs);
-	argv[n++] = wrkpath;
-	argv[n++] = "-t2";
-	argv[n++] = "-c64";
-	argv[n++] = "-d";
-	argv[n++] = dur;
-	argv[n++] = "--latency";
-	if (key != NULL) {
-		snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", key);
-		argv[n++] = "-H";
-		argv[n++] = hdr;
+/* The i-th generated code (distinct for i < 2^30: odd multiplier mod 2^30). */
+static void
+gen_code(size_t i, char text[MSR_RS8_LEN + 1])
+{
+	uint8_t sym[MSR_RS8_LEN];
+
+	msr_rs8_from_data((uint32_t)((i * UINT64_C(0x2c1b3c6d) + 12345) & ((1u << 30) - 1)),
+	    sym);
+	msr_code_format(sym, MSR_RS8_LEN, text);
+}
+
+static void
+pg_exec(PGconn *pg, const char *sql)
+{
+	PGresult *res = PQexec(pg, sql);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(res));
+		fail("SQL failed");
 	}
-	argv[n++] = url;
-	argv[n] = NULL;
-	rc = msr_it_run(argv, &out);
-	if (rc != 0 || out == NULL) {
-		free(out);
-		return -1;
+	PQclear(res);
+}
+
+/* COPY rows produced by line(i, buf) for i in [0, n) into sql's table. */
+static void
+pg_copy(PGconn *pg, const char *sql, size_t n, int (*line)(size_t, char *, size_t))
+{
+	size_t cap = 1 << 20, len = 0;
+	char *buf = malloc(cap + 256);
+	PGresult *res = PQexec(pg, sql);
+
+	if (buf == NULL || PQresultStatus(res) != PGRES_COPY_IN)
+		fail("COPY did not start");
+	PQclear(res);
+	for (size_t i = 0; i < n; i++) {
+		len += (size_t)line(i, buf + len, 256);
+		if (len >= cap || i + 1 == n) {
+			if (PQputCopyData(pg, buf, (int)len) != 1)
+				fail("COPY data");
+			len = 0;
+		}
 	}
-	*rps = *p50 = *p99 = 0;
-	if ((p = strstr(out, "Requests/sec:")) != NULL)
-		*rps = strtod(p + 13, NULL);
-	if ((p = strstr(out, " 50%")) != NULL) {
-		char *end;
-		*p50 = strtod(p + 4, &end);
-		if (strncmp(end, "us", 2) == 0) *p50 /= 1000;
-		else if (end[0] == 's') *p50 *= 1000;
+	if (PQputCopyEnd(pg, NULL) != 1)
+		fail("COPY end");
+	res = PQgetResult(pg);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		fail(PQresultErrorMessage(res));
+	PQclear(res);
+	while ((res = PQgetResult(pg)) != NULL)
+		PQclear(res);
+	free(buf);
+}
+
+static int
+code_line(size_t i, char *out, size_t cap)
+{
+	char code[MSR_RS8_LEN + 1];
+
+	gen_code(i, code);
+	return snprintf(out, cap, "%s\trs8\tfiring_pin\t%zu\n", code, i + 1);
+}
+
+static int
+map_line(size_t i, char *out, size_t cap)
+{
+	char code[MSR_RS8_LEN + 1];
+
+	gen_code(i, code);
+	return snprintf(out, cap, "%zu\t%s\n", i + 1, code);
+}
+
+/* The registry of n codes, the pgbench code map and the audit-like table. */
+static void
+load_registry(size_t n)
+{
+	PGconn *pg = PQconnectdb(it.url_super);
+	char sql[512];
+	double t0 = msr_now_s();
+
+	if (PQstatus(pg) != CONNECTION_OK)
+		fail("cannot connect as superuser");
+	pg_exec(pg, "SET client_min_messages = warning");
+	pg_exec(pg, "SET session_replication_role = replica");
+	pg_exec(pg, "INSERT INTO manufacturers (id, name) VALUES ('bench', 'Bench Arms')");
+	snprintf(sql, sizeof(sql), "INSERT INTO firearms (id, manufacturer_id, model, serial,"
+	    " type, caliber, manufactured_on) SELECT g, 'bench', 'P320', 'B' || g, 'pistol',"
+	    " '9mm', '2026-01-15' FROM generate_series(1, %zu) g", n);
+	pg_exec(pg, sql);
+	snprintf(sql, sizeof(sql), "SELECT setval('firearms_id_seq', %zu)", n);
+	pg_exec(pg, sql);
+	pg_copy(pg, "COPY codes (code, scheme, component, firearm_id) FROM STDIN", n, code_line);
+	pg_exec(pg, "CREATE TABLE bench_codes (i integer PRIMARY KEY, code text NOT NULL)");
+	pg_copy(pg, "COPY bench_codes FROM STDIN", n, map_line);
+	pg_exec(pg, "CREATE TABLE bench_audit_rows (idx bigserial PRIMARY KEY, leaf bytea NOT NULL,"
+	    " client_id bigint, created_at timestamptz NOT NULL DEFAULT now())");
+	pg_exec(pg, "CREATE INDEX ON bench_audit_rows (client_id)");
+	pg_exec(pg, "VACUUM ANALYZE firearms");
+	pg_exec(pg, "VACUUM ANALYZE codes");
+	pg_exec(pg, "VACUUM ANALYZE bench_codes");
+	pg_exec(pg, "CHECKPOINT");
+	PQfinish(pg);
+	printf("registry        %zu firearms and codes loaded in %.1f s\n", n, msr_now_s() - t0);
+}
+
+/* wrk script: random registered codes; pgbench script: the same work in SQL. */
+static void
+write_scripts(const char *key, size_t n, char *lua, char *sqlf, size_t len)
+{
+	char code[MSR_RS8_LEN + 1];
+	FILE *f;
+
+	snprintf(lua, len, "%s/lookup.lua", dir);
+	snprintf(sqlf, len, "%s/lookup.sql", dir);
+	f = fopen(lua, "w");
+	if (f == NULL)
+		fail("cannot write the wrk script");
+	fputs("local codes = {\n", f);
+	for (size_t i = 0; i < SCRIPT_CODES; i++) {
+		gen_code((size_t)(((uint64_t)i * 7919u) % n), code);
+		fprintf(f, "\"%s\",\n", code);
 	}
-	if ((p = strstr(out, " 99%")) != NULL) {
-		char *end;
-		*p99 = strtod(p + 4, &end);
-		if (strncmp(end, "us", 2) == 0) *p99 /= 1000;
-		else if (end[0] == 's') *p99 *= 1000;
+	fprintf(f, "}\nlocal headers = { [\"Authorization\"] = \"Bearer %s\" }\n"
+	    "local i = 0\n"
+	    "function init(args) i = math.random(#codes) end\n"
+	    "function request()\n"
+	    "  i = i %% #codes + 1\n"
+	    "  return wrk.format(\"GET\", \"/v1/codes/\" .. codes[i] .."
+	    " \"?case_number=BENCH-1&purpose=benchmark\", headers)\n"
+	    "end\n%s", key, bench_wrk_done);
+	fclose(f);
+	f = fopen(sqlf, "w");
+	if (f == NULL)
+		fail("cannot write the pgbench script");
+	fprintf(f, "\\set k random(1, %zu)\n"
+	    "BEGIN;\n"
+	    "SELECT c.code, c.status, c.component, c.scheme,"
+	    " to_json(c.registered_at) #>> '{}', to_json(c.retired_at) #>> '{}', c.replaces,"
+	    " (SELECT n.code FROM codes n WHERE n.firearm_id = c.firearm_id"
+	    " AND n.replaces = c.code LIMIT 1),"
+	    " f.id, f.manufacturer_id, f.model, f.serial, f.type, f.caliber, f.manufactured_on,"
+	    " s.firearm_id IS NOT NULL, s.dealer_ffl, s.sold_on, s.transaction_ref, s.state"
+	    " FROM codes c JOIN firearms f ON f.id = c.firearm_id"
+	    " LEFT JOIN first_sales s ON s.firearm_id = f.id"
+	    " WHERE c.code = (SELECT code FROM bench_codes WHERE i = :k);\n"
+	    "INSERT INTO bench_audit_rows (leaf, client_id) VALUES (convert_to("
+	    "'{\"action\":\"code.lookup\",\"case_number\":\"BENCH-1\",\"client\":7,"
+	    "\"code\":\"0H5KB4M3\",\"firearm\":' || :k || ',\"method\":\"GET\","
+	    "\"org\":\"CA0190000\",\"path\":\"/v1/codes/0H5KB4M3\","
+	    "\"purpose\":\"benchmark\",\"role\":\"investigator\",\"status\":200,"
+	    "\"time\":\"' || clock_timestamp() || '\"}', 'UTF8'), 7);\n"
+	    "COMMIT;\n", n);
+	fclose(f);
+}
+
+struct lookup_result {
+	int              conns;
+	struct bench_wrk http;      /* median round */
+	double           tps, lat_ms;   /* pgbench, median round */
+	double           ratio;         /* median of the rounds' msregd / pgbench */
+};
+
+static void
+bench_lookups(const char *lua, const char *sqlf, int conns, int secs,
+    struct lookup_result *out)
+{
+	struct bench_wrk w[ROUNDS];
+	double tps[ROUNDS], lat[ROUNDS], ratio[ROUNDS];
+
+	out->conns = conns;
+	/* warm-up, not counted: connections, plans and caches */
+	if (bench_wrk_run(it.port, "/v1/codes/", lua, 2, conns, 1, &w[0]) != 0)
+		fail("audited lookups could not be measured");
+	for (int r = 0; r < ROUNDS; r++) {
+		if (bench_pgbench(it.url_super, sqlf, conns, secs, &tps[r], &lat[r]) != 0)
+			fail("pgbench baseline could not be measured");
+		if (bench_wrk_run(it.port, "/v1/codes/", lua, 2, conns, secs, &w[r]) != 0)
+			fail("audited lookups could not be measured");
+		ratio[r] = w[r].rps / tps[r];
+		printf("  %2d connections round %d: msregd %7.0f lookups/s p50 %6.2f ms "
+		    "p99 %6.2f ms | pgbench %7.0f tps, latency avg %.2f ms\n", conns, r + 1,
+		    w[r].rps, w[r].p50_ms, w[r].p99_ms, tps[r], lat[r]);
 	}
-	if (strstr(out, "Non-2xx") != NULL && strstr(path, "/v1/codes/") == NULL)
-		fprintf(stderr, "wrk %s: non-2xx responses:\n%s", path, out);
-	free(out);
-	return 0;
+	out->http = bench_wrk_median(w, ROUNDS);
+	out->tps = bench_percentile(tps, ROUNDS, 50);
+	out->lat_ms = bench_percentile(lat, ROUNDS, 50);
+	/* each round pairs adjacent runs: the median of their ratios is the verdict */
+	out->ratio = bench_percentile(ratio, ROUNDS, 50);
 }
 
 static long
@@ -127,62 +288,83 @@ appender(void *arg)
 int
 main(void)
 {
+	enum bench_scale scale = bench_scale();
+	size_t ncodes = scale == BENCH_SMALL ? 100000 : 1000000;
+	int secs = scale == BENCH_SMALL ? 2 : 8;
 	struct msr_config cfg;
-	const char *scale = getenv("BENCH_SCALE");
-	char inv[128], aud[128], err[256], path[256], *out = NULL;
-	double h_rps, h50, h99, a_rps, a50, a99, t0, t;
+	char inv[128], err[256], lua[128], sqlf[128], *out = NULL, m[64], b[96], *p;
+	struct lookup_result lk[2];
+	struct bench_wrk health;
+	double t0, t, appends, verify_rate = 0;
 	long size0, size1;
-	const char *what;
 	pthread_t th[APPENDERS];
-	struct msr_it_resp r;
 
-	total_entries = scale != NULL && strcmp(scale, "small") == 0 ? 100000 : 1000000;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	total_entries = scale == BENCH_SMALL ? 100000 : 1000000;
+	if (mkdtemp(dir) == NULL)
+		fail("mkdtemp");
 	msr_it_setup(&it, "bench_audit", "[http]\nthreads = 64\n[database]\npool_size = 24\n"
-	    "[audit]\nverify_on_start = full\n");
+	    "[audit]\nverify_on_start = full\n" BENCH_INI);
 	msr_it_client(&it, "investigator", "bench-inv", "CA0190000", inv, sizeof(inv));
-	msr_it_client(&it, "auditor", "bench-aud", NULL, aud, sizeof(aud));
+	load_registry(ncodes);
+	msr_it_stop(&it, SIGTERM);      /* restart: the index loads the registry at start */
+	if (msr_it_start(&it) != 0 || msr_it_wait_ready(&it, 120000) != 0)
+		fail("msregd did not restart");
+	write_scripts(inv, ncodes, lua, sqlf, sizeof(lua));
 
-	/* Which audited read to drive: the exact lookup if it exists. */
-	snprintf(path, sizeof(path), "/v1/codes/0H5KB4M3?case_number=BENCH-1&purpose=benchmark");
-	what = "exact lookup GET /v1/codes/{code} (investigator)";
-	if (msr_it_request(&it, "GET", path, inv, NULL, NULL, &r) != 0 || r.audit_index < 0) {
-		snprintf(path, sizeof(path), "/v1/audit/entries?start=0&limit=1");
-		what = "GET /v1/audit/entries?limit=1 (auditor; lookup route not present)";
-	}
-	msr_it_resp_free(&r);
+	/* 1. audited lookups vs PostgreSQL */
+	{
+		char hl[160];
+		FILE *f;
 
-	printf("HTTP, wrk -t2 -c64, synchronous_commit=on\n");
-	if (wrk("/healthz", NULL, 5, &h_rps, &h50, &h99) != 0) {
-		printf("wrk failed (is it installed?)\n");
-		return 1;
+		snprintf(hl, sizeof(hl), "%s/healthz.lua", dir);
+		f = fopen(hl, "w");
+		if (f == NULL)
+			fail("cannot write the wrk script");
+		fputs(bench_wrk_done, f);
+		fclose(f);
+		if (bench_wrk_run(it.port, "/healthz", hl, 2, 64, secs, &health) != 0)
+			fail("GET /healthz could not be measured");
+		unlink(hl);
 	}
-	printf("  GET /healthz (baseline)          %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n",
-	    h_rps, h50, h99);
+	printf("\nexact lookups, %zu codes, synchronous_commit=on (medians of %d rounds of %d s)\n"
+	    "  GET /healthz, 64 connections (scale): %.0f req/s p50 %.2f ms\n", ncodes, ROUNDS,
+	    secs, health.rps, health.p50_ms);
 	size0 = tree_size();
 	t0 = msr_now_s();
-	if (wrk(path, strstr(what, "auditor") ? aud : inv, 10, &a_rps, &a50, &a99) != 0)
-		return 1;
+	bench_lookups(lua, sqlf, 8, secs, &lk[0]);
+	bench_lookups(lua, sqlf, 64, secs, &lk[1]);
 	t = msr_now_s() - t0;
 	size1 = tree_size();
-	printf("  audited: %s\n", what);
-	printf("                                   %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms\n",
-	    a_rps, a50, a99);
-	printf("  audited / healthz                %9.3f\n", h_rps > 0 ? a_rps / h_rps : 0);
-	printf("  log entries appended             %9ld (%.0f/s)\n", size1 - size0,
-	    (double)(size1 - size0) / t);
+	printf("  log entries appended during the lookups: %ld\n", size1 - size0);
+	if (size0 < 0 || size1 - size0 < lk[0].http.requests)
+		fail("the audit log did not grow by the lookups answered");
+	(void)t;
+	for (int i = 0; i < 2; i++) {
+		char id[16], goal[64];
+
+		snprintf(id, sizeof(id), "lookup-c%d", lk[i].conns);
+		snprintf(goal, sizeof(goal), "audited lookups, %d conns >= 1.0x pgbench", lk[i].conns);
+		snprintf(m, sizeof(m), "%.0f/s (%.2fx)", lk[i].http.rps, lk[i].ratio);
+		snprintf(b, sizeof(b), "pgbench SELECT+INSERT %.0f tps", lk[i].tps);
+		bench_goal(id, goal, m, b, lk[i].ratio >= 1.0);
+	}
+	snprintf(m, sizeof(m), "p50 %.2f ms", lk[0].http.p50_ms);
+	snprintf(b, sizeof(b), "pgbench latency avg %.2f ms", lk[0].lat_ms);
+	bench_goal("lookup-p50", "audited lookup p50 at 8 conns <= 1.5 ms", m, b,
+	    lk[0].http.p50_ms <= 1.5);
+	unlink(lua);
+	unlink(sqlf);
+	rmdir(dir);
 	msr_it_stop(&it, SIGTERM);
 
 	/* 2. the sequencer alone */
 	msr_config_defaults(&cfg);
-	if (msr_config_load(&cfg, it.config, err, sizeof(err)) != 0) {
-		printf("config: %s\n", err);
-		return 1;
-	}
+	if (msr_config_load(&cfg, it.config, err, sizeof(err)) != 0)
+		fail(err);
 	seq = msr_audit_start(&cfg);
-	if (seq == NULL || !msr_audit_ready(seq)) {
-		printf("sequencer did not start\n");
-		return 1;
-	}
+	if (seq == NULL || !msr_audit_ready(seq))
+		fail("sequencer did not start");
 	atomic_store(&next_entry, 0);
 	t0 = msr_now_s();
 	for (int i = 0; i < APPENDERS; i++)
@@ -191,9 +373,15 @@ main(void)
 		pthread_join(th[i], NULL);
 	t = msr_now_s() - t0;
 	msr_audit_stop(seq);
+	appends = (double)total_entries / t;
 	printf("\nsequencer alone, %d appending threads, ~330-byte entries\n", APPENDERS);
-	printf("  %ld appends in %.2f s         %9.0f appends/s (%ld failed)\n",
-	    total_entries, t, (double)total_entries / t, (long)atomic_load(&failed));
+	printf("  %ld appends in %.2f s: %.0f appends/s (%ld failed)\n", total_entries, t,
+	    appends, (long)atomic_load(&failed));
+	if (atomic_load(&failed) != 0)
+		fail("appends failed");
+	snprintf(m, sizeof(m), "%.0f/s", appends);
+	snprintf(b, sizeof(b), "absolute; pgbench c64 %.0f tps", lk[1].tps);
+	bench_goal("sequencer", "sequencer appends >= 100,000/s", m, b, appends >= 100000);
 
 	/* 3. verification */
 	{
@@ -202,26 +390,29 @@ main(void)
 
 		snprintf(cli, sizeof(cli), "%s/msreg", it.bin);
 		t0 = msr_now_s();
-		if (msr_it_run(argv, &out) != 0)
-			printf("verify --db FAILED: %s", out ? out : "");
+		if (msr_it_run(argv, &out) != 0 || out == NULL) {
+			fprintf(stderr, "verify --db FAILED: %s", out ? out : "");
+			fail("audit verify --db failed");
+		}
 		t = msr_now_s() - t0;
 		printf("\nmsreg audit verify --db (every leaf, every checkpoint signature)\n  %s",
-		    out ? out : "");
+		    out);
 		printf("  wall time including process start: %.2f s\n", t);
+		p = strrchr(out, '(');
+		if (p != NULL)
+			verify_rate = strtod(p + 1, NULL);
 		free(out);
+		if (verify_rate <= 0)
+			fail("audit verify --db printed no entries/s");
 	}
+	snprintf(m, sizeof(m), "%.0f entries/s", verify_rate);
+	bench_goal("verify", "audit verify --db >= 2,000,000 entries/s", m,
+	    "absolute, 2 cores", verify_rate >= 2e6);
 	t0 = msr_now_s();
-	if (msr_it_start(&it) != 0) {
-		printf("msregd did not restart\n");
-		return 1;
-	}
-	while (msr_it_status(&it, "GET", "/readyz", NULL, NULL) != 200 && msr_now_s() - t0 < 120) {
-		struct timespec ts = { 0, 20 * 1000000L };
-		nanosleep(&ts, NULL);
-	}
-	t = msr_now_s() - t0;
+	if (msr_it_start(&it) != 0 || msr_it_wait_ready(&it, 120000) != 0)
+		fail("msregd did not restart");
 	printf("\nmsregd restart with verify_on_start=full over %ld+ entries: ready in %.2f s\n",
-	    total_entries, t);
+	    total_entries, msr_now_s() - t0);
 	msr_it_teardown(&it);
 	msr_config_free(&cfg);
 	return 0;

@@ -1,8 +1,9 @@
 /*
  * bench_index.c — the partial-code index against a brute-force C scan.
  *
- *   bench_index [N] [SEED] [PER_CLASS]     benchmark (default 1e6 codes, seed 1,
- *                                          200 queries per class)
+ *   bench_index [N] [SEED] [PER_CLASS]     benchmark (seed 1, 200 queries per
+ *                                          class; without N, BENCH_SCALE decides:
+ *                                          small 1e6, full 1e7, large 1e8 codes)
  *   bench_index --dump-codes SEED N        the registry, one code per line
  *   bench_index --dump-queries SEED N [PER_CLASS]
  *                                          the query set, one JSON object a line:
@@ -354,6 +355,30 @@ same_result(const struct msr_search_result *ir, const struct msr_hit *ih,
 
 /* --- main --------------------------------------------------------------- */
 
+/* CPU seconds this process has used (every thread). */
+static double
+cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double
+loadavg1(void)
+{
+	FILE *f = fopen("/proc/loadavg", "r");
+	double l = -1.0;
+
+	if (f != NULL) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1.0;
+		fclose(f);
+	}
+	return l;
+}
+
 static int
 parse_size(const char *s, size_t *out)
 {
@@ -413,7 +438,7 @@ main(int argc, char **argv)
 	struct msr_index *idx = NULL;
 	struct msr_index_stats st;
 	struct bench_query *bq = NULL;
-	double *ti = NULL, *tb = NULL, t0, build_us, gen_us;
+	double *ti = NULL, *tb = NULL, t0, build_us, gen_us, cpu0, build_cpu;
 	struct msr_hit hits[LIMIT];
 	struct msr_search_result ir;
 	struct brute_result br;
@@ -433,6 +458,10 @@ main(int argc, char **argv)
 	}
 	if (argc > 2)
 		seed = strtoull(argv[2], NULL, 0);
+	if (argc == 1)		/* make bench: the size follows BENCH_SCALE */
+		n = bench_scale() == BENCH_SMALL ? 1000000 :
+		    bench_scale() == BENCH_LARGE ? 100000000 : 10000000;
+	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	t0 = ((double)msr_now_ns() / 1e3);
 	codes = make_codes(seed, n);
@@ -443,8 +472,10 @@ main(int argc, char **argv)
 	if (codes == NULL || bq == NULL || ti == NULL || tb == NULL)
 		goto done;
 	t0 = ((double)msr_now_ns() / 1e3);
+	cpu0 = cpu_s();
 	idx = msr_index_build(codes, n, NULL, 0, NULL);
 	build_us = ((double)msr_now_ns() / 1e3) - t0;
+	build_cpu = cpu_s() - cpu0;
 	if (idx == NULL) {
 		fprintf(stderr, "bench_index: build failed\n");
 		goto done;
@@ -452,8 +483,9 @@ main(int argc, char **argv)
 	msr_index_stats(idx, &st);
 	printf("codes            %zu rs8 (generated in %.2f s)\n", st.codes,
 	    gen_us / 1e6);
-	printf("build            %.3f s  (%.1f ns/code)\n", build_us / 1e6,
-	    build_us * 1e3 / (double)n);
+	printf("build            %.3f s  (%.1f ns/code); CPU %.2f s over all threads, "
+	    "load average %.2f\n", build_us / 1e6, build_us * 1e3 / (double)n, build_cpu,
+	    loadavg1());
 	printf("index memory     %zu bytes = %.2f bytes/code\n", st.memory,
 	    (double)st.memory / (double)st.codes);
 	printf("guard            expected matches <= %.0f; limit %d; brute force "
@@ -507,6 +539,23 @@ main(int argc, char **argv)
 	    wrong ? "FAIL" : "all equal", wrong);
 	printf("p99 targets (k=0: 1 ms, otherwise 20 ms): %s\n",
 	    over ? "MISSED" : "met");
+	{
+		char m[64], b[96];
+		double bpc = (double)st.memory / (double)st.codes, build_s = build_us / 1e6;
+		const char *at = n >= 100000000 ? "" : " (extrapolated)";
+
+		snprintf(m, sizeof(m), "%.2f B/code at %.0e", bpc, (double)n);
+		bench_goal("index-bytes", "index at 1e8 codes <= 16 bytes/code", m,
+		    "absolute (pg btree: bench_search)", bpc <= 16);
+		snprintf(m, sizeof(m), "%.2f s at %.0e", build_s, (double)n);
+		snprintf(b, sizeof(b), "at 1e8: %.1f s%s; CPU %.1f s", build_s * 1e8 / (double)n,
+		    at, build_cpu);
+		bench_goal("index-build", "index at 1e8 built in < 60 s", m, b,
+		    build_s * 1e8 / (double)n < 60);
+		snprintf(m, sizeof(m), "%u classes over at %.0e", over, (double)n);
+		bench_goal("index-p99", "index p99 (k=0 1 ms, else 20 ms) at 1e8", m,
+		    "brute-force scan, same queries", over == 0);
+	}
 	ret = wrong ? 1 : 0;
 done:
 	msr_index_free(idx);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh — `make fuzz`: build every libFuzzer target in tests/fuzz/ with
 # ASan+UBSan and run each for FUZZ_SECONDS (default 60). Bounded; stops by itself.
+# FUZZ_TARGETS="fuzz_reqhead fuzz_prescan" runs only those.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${FUZZ_SECONDS:-60}
@@ -12,7 +13,9 @@ srcs=$(ls server/*.c | grep -v -e msregd.c -e msreg.c)
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags libsodium jansson libpq libmicrohttpd)"
 libs="$(pkg-config --libs libsodium jansson libpq libmicrohttpd inih libsystemd libcrypto libcurl) -lm -pthread"
 fail=0
-for t in tests/fuzz/fuzz_*.c; do
+targets=tests/fuzz/fuzz_*.c
+[ -n "${FUZZ_TARGETS:-}" ] && targets=$(for n in $FUZZ_TARGETS; do echo tests/fuzz/$n.c; done)
+for t in $targets; do
 	name=$(basename "$t" .c)
 	clang $flags "$t" $srcs build/embedded.c -o "$out/$name" $libs
 	mkdir -p "$out/corpus-$name"
