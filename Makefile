@@ -9,7 +9,9 @@
 #   make lint       cppcheck + clang-tidy
 #   make SANITIZE=address,undefined ...   build everything with sanitizers
 
-PKGS      := libmicrohttpd libpq jansson libsodium inih libsystemd libcurl libcrypto
+# libcurl is linked into bin/msreg and the tests only (cli_audit.c): msregd has
+# no HTTP client (`nm bin/msregd | grep -i curl` is empty).
+PKGS      := libmicrohttpd libpq jansson libsodium inih libsystemd libcrypto
 CC        ?= cc
 BUILD     := build
 BIN       := bin
@@ -31,6 +33,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 CURL_LIBS  = $(shell pkg-config --libs libcurl 2>/dev/null)
+CURL_CFLAGS = $(shell pkg-config --cflags libcurl 2>/dev/null)
 
 MAINS     := server/msregd.c server/msreg.c
 LIB_SRC   := $(filter-out $(MAINS),$(wildcard server/*.c))
@@ -57,7 +60,7 @@ deps-ok:
 	@pkg-config --exists $(PKGS) check libcurl 2>/dev/null || deploy/install-deps.sh
 
 $(BUILD)/%.o: server/%.c $(wildcard include/msreg/*.h) | $(BUILD)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
 
 $(BUILD)/embedded.c: $(EMBED) deploy/embed.sh | $(BUILD)
 	deploy/embed.sh $@ $(EMBED)
@@ -72,7 +75,7 @@ $(BIN)/msregd: $(BUILD)/msregd.o $(BUILD)/libmsreg.a | $(BIN)
 	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) -lm
 
 $(BIN)/msreg: $(BUILD)/msreg.o $(CLIENT_OBJ) $(BUILD)/libmsreg.a | $(BIN)
-	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(LDFLAGS) -pthread -o $@ $^ $(PKG_LIBS) $(CURL_LIBS) -lm
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libmsreg.a $(HARNESS) $(wildcard include/msreg/*.h tests/*.h) | $(BUILD)/tests
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -o $@ $< $(HARNESS) $(BUILD)/libmsreg.a \

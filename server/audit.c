@@ -1,6 +1,10 @@
 /*
- * audit.c — the audit log sequencer: group commit of canonical-JSON entries into
- * PostgreSQL as an RFC 9162 Merkle tree, with a signed C2SP checkpoint per batch.
+ * audit.c — the audit log's sequencer: group commit of canonical-JSON entries
+ * into PostgreSQL as an RFC 9162 Merkle tree, one signed C2SP checkpoint per
+ * batch, a high-water mark kept outside the database, and the write intents
+ * that keep the log from claiming writes that did not happen. All SQL is in
+ * audit_store.c, all judging of stored logs in audit_verify.c; this file is the
+ * sequencer alone.
  *
  * Formats
  *   leaf hash   SHA-256(0x00 || entry bytes)            RFC 9162 2.1.1
@@ -8,44 +12,135 @@
  *   checkpoint  "<origin>\n<tree size>\n<base64 root>\n" c2sp.org/tlog-checkpoint
  *   note        body "\n" "— <key name> <base64(keyid4 || Ed25519 sig)>\n"
  *                                                        c2sp.org/signed-note
- *   Tables (sql/001_schema.sql): audit_entries(idx, leaf = exact entry bytes,
- *   client_id), audit_hashes(level, idx, hash) for every COMPLETE subtree,
- *   audit_tree_state (one row per batch), audit_checkpoints (one signed note per
- *   batch).
+ *   state file  the newest checkpoint note this process signed or verified,
+ *               verbatim ([audit] state_file, default key_file ".state")
+ *   the one entry this file writes itself (canonical JSON, keys sorted):
+ *     {"action":"audit.write_void","reason":...,"void_for":N}   see "Writes"
  *
- * How a batch is sequenced
- *   Callers (HTTP threads) enqueue an entry and sleep on their own condition
- *   variable. The sequencer thread takes up to audit_max_batch queued entries
- *   once the oldest has waited audit_batch_wait_us (entries that queued while the
- *   previous batch committed go at once), copies them, hashes the leaves, and
- *   then in ONE transaction:
- *     BEGIN; pg_advisory_xact_lock(AUDIT_LOCK_KEY);
- *     read the newest audit_tree_state row (another msregd may have appended:
- *       then reload the frontier from audit_hashes, one query);
- *     append the leaves to a copy of the frontier, collecting completed nodes;
- *     sign the checkpoint; one INSERT statement (unnest of binary arrays) for
- *       entries, nodes, tree state and checkpoint; COMMIT.
- *   That is two libpq pipelines, so two round trips plus the commit's fsync per
- *   batch however large it is. Only then are the waiters woken with their
- *   indexes.
+ * States (enum seq_state in struct msr_audit.state, written under a->lock;
+ * each transition is made by the function named on it, as in SQLite's pager.c):
+ *
+ *                 sequencer_main           seq_recover
+ *     STARTING ------------------> CHECKING ------------> READY <------+
+ *                                   |  ^  |                |  |        |
+ *                       seq_recover +--+  | refuse         |  |        | seq_recover
+ *                       (I/O, backoff)    v                |  |        |
+ *                                       REFUSING <---------+  |        |
+ *                                         ^        refuse     |        |
+ *                                         |                   v        |
+ *                                         +------------- RELOADING ----+
+ *                                              refuse     |  ^
+ *                                                         +--+ seq_recover (I/O, backoff)
+ *     (any) ---- msr_audit_stop ----> STOPPING
+ *
+ *   from       to         by              when
+ *   STARTING   CHECKING   sequencer_main  the thread starts
+ *   CHECKING   READY      seq_recover     seq_check passed (tail, full, state file)
+ *   CHECKING   CHECKING   seq_recover     seq_check: database error; retried, backoff
+ *                                         250 ms doubling to 5 s
+ *   CHECKING   REFUSING   refuse          seq_check: integrity failure
+ *   READY      RELOADING  seq_ready       seq_batch: database error (its waiters fail)
+ *   READY      REFUSING   refuse          seq_batch: the head does not extend the mark
+ *   RELOADING  READY      seq_recover     seq_reload: head and frontier reloaded
+ *   RELOADING  RELOADING  seq_recover     seq_reload: database error; retried, backoff
+ *   RELOADING  REFUSING   refuse          seq_reload: integrity failure
+ *   any        STOPPING   msr_audit_stop
+ *
+ *   Only READY sequences (msr_audit_ready() is 1 only there; /readyz says 503
+ *   otherwise). REFUSING is final for the process: the log failed an
+ *   integrity check, every append fails (503 on every audited route), the
+ *   error is logged as "AUDIT LOG INTEGRITY FAILURE" and the metric
+ *   msreg_audit_integrity_failure is 1. A database error is never an
+ *   integrity failure: audit_store.c reports MSR_AS_IO for anything the
+ *   database did not answer (down, statement timeout, lock wait), and the
+ *   sequencer retries; only an answer whose content is wrong is MSR_AS_CORRUPT.
+ *
+ * How a batch is sequenced (seq_batch, in phases)
+ *   There is no fixed wait: when the sequencer is idle it takes whatever is
+ *   queued at once (up to max_batch); entries that arrive while a batch
+ *   commits form the next one ([audit] batch_wait_us > 0 adds a window).
+ *     1. batch_hash     leaf hashes, outside any lock;
+ *     2. the head       fast path: assume the head is our frontier (this
+ *                       process appended last) and go straight to 3; slow
+ *                       path (another instance appended, a void scan is due,
+ *                       or the fast path's store found the head moved):
+ *                       batch_open = msr_as_open {BEGIN, advisory lock, head,
+ *                       [scan of write intents]} in one pipeline, then
+ *                       adopt_head for a head that moved (checked against the
+ *                       mark), then the voids join the batch;
+ *     3. batch_extend   append to a copy of the frontier, collecting the
+ *                       nodes it completes;
+ *     4. batch_sign     sign the checkpoint;
+ *     5. batch_commit   msr_as_store = {[BEGIN, lock,] guarded INSERT, COMMIT}
+ *                       in one pipeline: the INSERT writes only if the head is
+ *                       still the one the batch was computed on;
+ *     6. batch_settle   move the frontier and the mark; the caller wakes the
+ *                       waiters (settle_waiters).
+ *   So a batch on a busy single-instance log costs ONE round trip plus the
+ *   commit's fsync, however large it is; two while another msregd appends to
+ *   the same log (the fast path is not tried again until the head stops
+ *   moving).
+ *
+ * High-water mark
+ *   The sequencer remembers the newest checkpoint it signed or verified (the
+ *   mark) and hands each new one to a writer thread that persists it to the
+ *   state file (tmp + fsync + rename + fsync of the directory), so no fsync
+ *   delays a batch; the writer keeps only the newest note it was handed,
+ *   writes at most every STATE_PAUSE_MS, and writes the last one before
+ *   msr_audit_stop returns (after kill -9 the file may lag by that much). It never signs a tree
+ *   that does not extend the
+ *   mark: the fast path extends its own frontier (which yields the mark's root);
+ *   any other head is adopted only after a consistency proof from the mark,
+ *   built from audit_hashes and verified here, and after its checkpoint note
+ *   verifies with our key. At start-up the stored log is checked against the
+ *   state file the same way. A shorter log, a different root at the mark's
+ *   size, or a failed proof is an integrity failure. An insider who cuts the
+ *   log back below the mark (even with triggers disabled and every table
+ *   consistent) is therefore refused by the running process at its next batch
+ *   (the guarded INSERT stores nothing, the slow path sees the shorter head)
+ *   and by a restart.
+ *
+ * Writes: the log never claims a write that did not happen
+ *   A write's transaction T (http.c invariant 6) is still open when its entry
+ *   is appended with msr_audit_append_write. The batch that stores the entry
+ *   also inserts audit_pending(idx): an intent. T then ends with
+ *   msr_audit_commit_write: in ONE round trip, {SELECT audit_write_done(idx),
+ *   COMMIT}, where audit_write_done deletes the intent and raises if it is gone.
+ *   So the data and the intent's resolution commit atomically: a committed
+ *   write leaves no intent. An intent that stays (T timed out, failed to
+ *   commit, the process was killed, PostgreSQL stopped) is voided by a later
+ *   batch of any msregd on the log: the slow path locks, FOR UPDATE SKIP
+ *   LOCKED, intents older than [audit] wait_ms or hinted by this process (a
+ *   waiter that gave up, a failed commit, a batch whose outcome is unknown),
+ *   appends {"action":"audit.write_void","void_for":idx} for each and deletes
+ *   them in the same statement as that entry (msreg_app only inserts intents;
+ *   it locks and deletes them through SECURITY DEFINER functions,
+ *   sql/020_audit_pending.sql). The race is settled by the row:
+ *   a T that commits first deleted the intent (nothing to void); a T that
+ *   comes later finds it gone, raises, rolls back, and answers 503. An intent
+ *   held by a live T is skipped (locked). Hence every 2xx write entry names
+ *   data that exist or is followed by exactly one entry saying it did not
+ *   happen; at start-up the first scan runs at once.
  *
  * Invariants
  *   1. Zero merge delay: an index is handed out only after the transaction that
  *      stored the entry AND a signed checkpoint covering it has committed.
  *   2. One sequencer at a time across every msregd sharing the database: all log
- *      writes happen under the transaction-scoped advisory lock, after reading
- *      the committed tree size under that lock.
- *   3. The in-memory frontier is only advanced after a successful COMMIT; any
- *      failure fails every waiter of the batch (-1) and forces a reload of the
- *      frontier from the database before the next batch.
+ *      writes happen under the transaction-scoped advisory lock, and the store
+ *      is guarded by the head it was computed on.
+ *   3. The in-memory frontier and mark move only after a successful COMMIT; any
+ *      failure fails every waiter of the batch (-1) and sends the sequencer to
+ *      RELOADING, which reloads the head and frontier (checked against the
+ *      mark) before the next batch.
  *   4. Never two checkpoints that disagree: committed checkpoints extend the
- *      committed tree (invariant 2) and tree_size is their primary key. A note
- *      signed in a batch whose COMMIT failed (outcome unknown) is remembered;
- *      should a later batch reach the same size with another root, a filler
- *      entry (action "audit.filler") is appended to step over that size.
- *   5. A log that fails the start-up check (signature, roots, leaf hashes) is
- *      never extended in this process: msr_audit_ready() stays 0 and every
- *      append fails, so nothing is answered on top of a log that is not trusted.
+ *      committed tree (invariant 2) and tree_size is their primary key. A
+ *      batch whose COMMIT outcome is unknown held the advisory lock until its
+ *      transaction ended; the next batch takes the lock before it reads the
+ *      head or stores, so it sees that outcome and extends what committed. A
+ *      note from a batch that did not commit was never visible to anyone, so
+ *      signing another root at its size later forks nothing.
+ *   5. A log that fails an integrity check is never extended in this process
+ *      (REFUSING), so nothing is answered on top of a log that is not trusted.
  *   6. A waiter's entry bytes are copied by the sequencer under the lock when the
  *      batch is taken; a caller that gives up (audit_wait_ms) removes itself from
  *      the queue or the in-flight batch under the same lock, so the sequencer
@@ -55,7 +150,9 @@
 #include "msreg/audit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -63,7 +160,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "msreg/audit_store.h"
 #include "msreg/audit_verify.h"
 #include "msreg/config.h"
 #include "msreg/db.h"
@@ -73,135 +172,24 @@
 #include "msreg/note.h"
 
 #define HLEN            MSR_MERKLE_HASH_LEN
-#define AUDIT_LOCK_KEY  "7239017265103447401"   /* advisory lock: "msregaud" */
-#define RETRY_MS        250                     /* reconnect interval while down */
+#define RETRY_MIN_MS    250                     /* backoff while the database fails */
+#define RETRY_MAX_MS    5000
 #define START_WAIT_MS   10000                   /* msr_audit_start waits this long */
-#define MAX_UNCERTAIN   16
+#define MAX_HINTS       1024
+#define STATE_PAUSE_MS  1000                    /* state file writes, at most 1/s */
+#define MAX_VOIDS       256                     /* intents voided per batch */
 
-#define OID_INT2   21
-#define OID_INT8   20
-#define OID_BYTEA  17
-
-/* --- prepared statements ---------------------------------------------------- */
-
-static const struct msr_db_stmt s_lock = {
-	"audit_lock", "SELECT pg_advisory_xact_lock($1::bigint)", 1 };
-static const struct msr_db_stmt s_head = {
-	"audit_head",
-	"SELECT tree_size, root FROM audit_tree_state ORDER BY tree_size DESC LIMIT 1", 0 };
-static const struct msr_db_stmt s_nodes = {
-	"audit_nodes",
-	"SELECT h.level, h.idx, h.hash FROM audit_hashes h"
-	" JOIN unnest($1::smallint[], $2::bigint[]) AS u(level, idx)"
-	" ON h.level = u.level AND h.idx = u.idx", 2 };
-static const struct msr_db_stmt s_insert = {
-	"audit_insert",
-	"WITH e AS (INSERT INTO audit_entries (idx, leaf, client_id)"
-	"  SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bigint[])),"
-	" h AS (INSERT INTO audit_hashes (level, idx, hash)"
-	"  SELECT * FROM unnest($4::smallint[], $5::bigint[], $6::bytea[])),"
-	" s AS (INSERT INTO audit_tree_state (tree_size, root, batch_size)"
-	"  VALUES ($7::bigint, $8::bytea, $9::integer))"
-	" INSERT INTO audit_checkpoints (tree_size, root, note)"
-	" VALUES ($7::bigint, $8::bytea, $10::text)", 10 };
-static const struct msr_db_stmt s_last_checkpoint = {
-	"audit_last_checkpoint",
-	"SELECT tree_size, root, note FROM audit_checkpoints"
-	" ORDER BY tree_size DESC LIMIT 1", 0 };
-static const struct msr_db_stmt s_tail_leaves = {
-	"audit_tail_leaves",
-	"SELECT e.idx, e.leaf, h.hash FROM audit_entries e"
-	" LEFT JOIN audit_hashes h ON h.level = 0 AND h.idx = e.idx"
-	" WHERE e.idx >= $1::bigint AND e.idx < $2::bigint ORDER BY e.idx", 2 };
-static const struct msr_db_stmt s_tail_count = {
-	"audit_tail_count",
-	"SELECT count(*) FROM audit_entries WHERE idx >= $1::bigint", 1 };
-
-/* --- growable byte buffer and binary array parameters ------------------------ */
-
-struct buf {
-	uint8_t	*p;
-	size_t	 len, cap;
-	int	 oom;
+enum seq_state {
+	SEQ_STARTING,
+	SEQ_CHECKING,
+	SEQ_READY,
+	SEQ_RELOADING,
+	SEQ_REFUSING,
+	SEQ_STOPPING,
 };
 
-static void
-buf_reserve(struct buf *b, size_t more)
-{
-	size_t cap;
-	uint8_t *p;
-
-	if (b->oom || b->len + more <= b->cap)
-		return;
-	cap = b->cap ? b->cap : 4096;
-	while (cap < b->len + more)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (p == NULL) {
-		b->oom = 1;
-		return;
-	}
-	b->p = p;
-	b->cap = cap;
-}
-
-static void
-buf_add(struct buf *b, const void *data, size_t len)
-{
-	buf_reserve(b, len);
-	if (b->oom)
-		return;
-	memcpy(b->p + b->len, data, len);
-	b->len += len;
-}
-
-static void
-buf_be32(struct buf *b, uint32_t v)
-{
-	uint8_t x[4] = { v >> 24, v >> 16, v >> 8, v };
-
-	buf_add(b, x, 4);
-}
-
-static void
-buf_be64(struct buf *b, uint64_t v)
-{
-	buf_be32(b, (uint32_t)(v >> 32));
-	buf_be32(b, (uint32_t)v);
-}
-
-static void
-put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = v >> 24;
-	p[1] = v >> 16;
-	p[2] = v >> 8;
-	p[3] = v;
-}
-
-/*
- * A one-dimensional binary array parameter (PostgreSQL array_send format):
- * ndim, has-nulls flag, element type, length, lower bound, then per element a
- * 4-byte length (-1 = NULL) and the bytes. The length is patched by arr_end().
- */
-static void
-arr_begin(struct buf *b, uint32_t oid)
-{
-	b->len = 0;
-	b->oom = 0;
-	buf_be32(b, 1);
-	buf_be32(b, 1);
-	buf_be32(b, oid);
-	buf_be32(b, 0);
-	buf_be32(b, 1);
-}
-
-static void
-arr_end(struct buf *b, size_t n)
-{
-	if (!b->oom)
-		put_be32(b->p + 12, (uint32_t)n);
-}
+static const char *const state_name[] = { "starting", "checking", "ready", "reloading",
+	"refusing", "stopping" };
 
 /* --- waiters and the handle -------------------------------------------------- */
 
@@ -211,6 +199,7 @@ struct waiter {
 	const char	*entry;
 	size_t		 len;
 	int64_t		 client_id;
+	int		 write;
 	int64_t		 index;
 	enum wstate	 state;
 	size_t		 slot;		/* position in the in-flight batch */
@@ -219,20 +208,16 @@ struct waiter {
 	struct waiter	*prev, *next;
 };
 
-struct uncertain {
-	uint64_t	size;
-	uint8_t		root[HLEN];
-};
-
 struct msr_audit {
 	/* configuration (copied) */
 	char			*db_url;
 	char			*origin;
+	char			*state_path;
 	int			 batch_wait_us, max_batch, wait_ms, verify_full;
-	int			 stmt_timeout_ms;
 	struct msr_note_signer	 signer;
 	char			*vkey;
 
+	/* shared: a->lock */
 	pthread_t		 thread;
 	int			 thread_started;
 	pthread_mutex_t		 lock;
@@ -243,39 +228,46 @@ struct msr_audit {
 	size_t			 qlen;
 	struct waiter		**inflight;	/* current batch, NULL = gave up */
 	size_t			 ninflight;
-	int			 stopping;
 	int			 first_attempt_done;
-	atomic_int		 ready;
-	atomic_int		 refused;
+	uint64_t		 hints[MAX_HINTS];	/* intents to void soon */
+	size_t			 nhints;
+	atomic_int		 state;		/* enum seq_state; written under lock */
 
-	/* sequencer-only state */
+	/* the state file writer: a->wlock */
+	pthread_t		 writer;
+	int			 writer_started;
+	pthread_mutex_t		 wlock;
+	pthread_cond_t		 wcond;
+	char			*wpending;	/* newest note not yet written */
+	int			 wstop;
+
+	/* metrics */
+	atomic_uint_fast64_t	 m_tree_size, m_voided, m_db_errors;	/* batch sizes and
+						   times: msr_metrics_audit_batch */
+
+	/* sequencer thread only */
 	struct msr_db_pool	*pool;		/* one connection, private */
-	PGconn			*prepared_on;	/* pipeline statements prepared here */
-	int			 checked;	/* start-up check passed */
 	int			 have_frontier;
+	int			 have_row;	/* the log has a tree state row */
+	int			 contended;	/* another msregd appended lately */
 	struct msr_merkle_frontier fr;
-	struct uncertain	 uncertain[MAX_UNCERTAIN];
-	size_t			 nuncertain;
-	/* batch buffers, reused */
-	struct buf		 p_leaf, p_idx, p_client, p_nlevel, p_nidx, p_nhash;
-	size_t			 nentries, nnodes;
-	size_t			*off;		/* entry i starts at p_leaf.p + off[i] */
-	size_t			*len;
+	struct msr_as_batch	 b;
 	uint8_t			(*leafh)[HLEN];
-	size_t			 cap_entries;
-	uint64_t		 base;		/* tree size before the batch */
+	size_t			 leafh_cap;
+	int			 have_mark;	/* the high-water mark */
+	uint64_t		 mark_size;
+	uint8_t			 mark_root[HLEN];
+	char			*mark_note;
+	char			 mark_error[600];	/* state file unusable: why */
+	uint64_t		 last_scan_ns;
+	int			 backoff_ms;
+	char			 why[700];	/* the last integrity failure */
 };
-
-static int run_batch(struct msr_audit *a);
-static void batch_reset(struct msr_audit *a);
 
 static uint64_t
 now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return msr_now_ns();
 }
 
 static void
@@ -285,247 +277,423 @@ deadline_ns(struct timespec *ts, uint64_t at)
 	ts->tv_nsec = (long)(at % 1000000000u);
 }
 
-/* --- node fetch (shared with the handlers) ------------------------------------ */
-
-int
-msr_audit_fetch_nodes(struct msr_db_conn *c, struct msr_merkle_nodes *s)
+/* Lock held. */
+static void
+set_state(struct msr_audit *a, enum seq_state s)
 {
-	struct buf lv = { 0 }, ix = { 0 };
-	char *vals[2] = { NULL, NULL };
-	PGresult *res = NULL;
-	int ret = -1;
+	enum seq_state old = (enum seq_state)atomic_load(&a->state);
 
-	if (s->n == 0)
-		return 0;
-	/* Text arrays: a proof needs a few dozen small integers at most. */
-	buf_add(&lv, "{", 1);
-	buf_add(&ix, "{", 1);
-	for (size_t i = 0; i < s->n; i++) {
-		char t[32];
-		int n;
-
-		if (s->have[i])
-			continue;
-		n = snprintf(t, sizeof(t), "%s%u", lv.len > 1 ? "," : "", s->id[i].level);
-		buf_add(&lv, t, (size_t)n);
-		n = snprintf(t, sizeof(t), "%s%" PRIu64, ix.len > 1 ? "," : "", s->id[i].index);
-		buf_add(&ix, t, (size_t)n);
-	}
-	buf_add(&lv, "}", 2);
-	buf_add(&ix, "}", 2);
-	if (lv.oom || ix.oom)
-		goto done;
-	vals[0] = (char *)lv.p;
-	vals[1] = (char *)ix.p;
-	res = msr_db_exec_params(c, &s_nodes, (const char *const *)vals, NULL, NULL, 1);
-	if (!msr_db_ok(res)) {
-		log_error("audit: reading tree nodes failed: %s",
-		    res ? PQresultErrorMessage(res) : "no connection");
-		goto done;
-	}
-	for (int r = 0; r < PQntuples(res); r++) {
-		if (PQgetlength(res, r, 0) != 2 || PQgetlength(res, r, 1) != 8 ||
-		    PQgetlength(res, r, 2) != HLEN)
-			goto done;
-		msr_merkle_nodes_set(s, (unsigned)msr_load_be((const uint8_t *)PQgetvalue(res, r, 0), 2),
-		    msr_load_be((const uint8_t *)PQgetvalue(res, r, 1), 8),
-		    (const uint8_t *)PQgetvalue(res, r, 2));
-	}
-	ret = msr_merkle_nodes_complete(s) ? 0 : -1;
-	if (ret != 0)
-		log_error("audit: stored tree nodes are missing (audit_hashes incomplete)");
-done:
-	PQclear(res);
-	free(lv.p);
-	free(ix.p);
-	return ret;
+	if (old == s || old == SEQ_STOPPING)
+		return;
+	log_debug("audit: %s -> %s", state_name[old], state_name[s]);
+	atomic_store(&a->state, (int)s);
 }
 
-/* --- tree head --------------------------------------------------------------- */
-
-/*
- * The committed tree size and root (size 0, empty root if nothing yet; then
- * *have_row, if given, is 0).
- */
 static int
-read_head2(struct msr_db_conn *c, uint64_t *size, uint8_t root[HLEN], int *have_row)
+void_after_ms(const struct msr_audit *a)
 {
-	PGresult *res = msr_db_exec_params(c, &s_head, NULL, NULL, NULL, 1);
-	int ret = -1;
+	return a->wait_ms;
+}
 
-	if (!msr_db_ok(res))
-		goto done;
-	if (have_row != NULL)
-		*have_row = PQntuples(res) > 0;
-	if (PQntuples(res) == 0) {
-		*size = 0;
-		msr_merkle_empty_root(root);
-		ret = 0;
+static uint64_t
+scan_every_ns(const struct msr_audit *a)
+{
+	uint64_t ms = (uint64_t)a->wait_ms / 2;
+
+	return (ms < 500 ? 500 : ms) * 1000000ull;
+}
+
+/* Lock held: a void scan should run now. */
+static int
+scan_due(const struct msr_audit *a)
+{
+	return a->nhints > 0 || now_ns() - a->last_scan_ns >= scan_every_ns(a);
+}
+
+/* Lock held. */
+static void
+hint(struct msr_audit *a, uint64_t idx)
+{
+	if (a->nhints < MAX_HINTS)
+		a->hints[a->nhints++] = idx;
+}
+
+/* --- the high-water mark ------------------------------------------------------- */
+
+/* Write note to path: tmp + fsync + rename + fsync(dir). 0 or -1 (errno). */
+static int
+state_write_file(const char *path, const char *note)
+{
+	char tmp[4200], dir[4200];
+	size_t len = strlen(note), off = 0;
+	int fd, dfd, ret = -1;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	snprintf(dir, sizeof(dir), "%s", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	while (off < len) {
+		ssize_t n = write(fd, note + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	if (off < len || fsync(fd) != 0) {
+		close(fd);
 		goto done;
 	}
-	if (PQgetlength(res, 0, 0) != 8 || PQgetlength(res, 0, 1) != HLEN)
+	if (close(fd) != 0 || rename(tmp, path) != 0)
 		goto done;
-	*size = msr_load_be((const uint8_t *)PQgetvalue(res, 0, 0), 8);
-	memcpy(root, PQgetvalue(res, 0, 1), HLEN);
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		if (fsync(dfd) != 0)
+			log_warn("audit: fsync of the state file's directory failed: %s",
+			    strerror(errno));
+		close(dfd);
+	}
 	ret = 0;
 done:
-	PQclear(res);
+	if (ret != 0)
+		unlink(tmp);
 	return ret;
 }
 
-static int
-read_head(struct msr_db_conn *c, uint64_t *size, uint8_t root[HLEN])
+/* The state file writer: the newest handed note, coalescing, until stopped. */
+static void *
+writer_main(void *arg)
 {
-	return read_head2(c, size, root, NULL);
+	struct msr_audit *a = arg;
+
+	pthread_mutex_lock(&a->wlock);
+	while (!a->wstop || a->wpending != NULL) {
+		char *note = a->wpending;
+
+		if (note == NULL) {
+			pthread_cond_wait(&a->wcond, &a->wlock);
+			continue;
+		}
+		a->wpending = NULL;
+		pthread_mutex_unlock(&a->wlock);
+		if (state_write_file(a->state_path, note) != 0)
+			log_error("audit: cannot write the state file %s: %s", a->state_path,
+			    strerror(errno));
+		free(note);
+		pthread_mutex_lock(&a->wlock);
+		if (!a->wstop) {
+			/* At most one write per STATE_PAUSE_MS; newer notes coalesce. */
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += STATE_PAUSE_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&a->wcond, &a->wlock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&a->wlock);
+	return NULL;
 }
 
 /*
- * Load the frontier of the committed tree of `size` leaves from audit_hashes and
- * check that it yields `root`. A mismatch means the stored nodes disagree with
- * the tree state: the log is refused.
+ * The newest checkpoint signed or verified: remember it (never going back)
+ * and, when note is given (ownership passes), hand a copy to the writer.
+ */
+static void
+mark_set(struct msr_audit *a, uint64_t size, const uint8_t root[HLEN], char *note,
+    int persist)
+{
+	if (a->have_mark && size < a->mark_size) {
+		free(note);
+		return;
+	}
+	a->have_mark = 1;
+	a->mark_size = size;
+	memcpy(a->mark_root, root, HLEN);
+	if (note == NULL)
+		return;
+	free(a->mark_note);
+	a->mark_note = note;
+	if (persist) {
+		char *copy = strdup(note);
+
+		pthread_mutex_lock(&a->wlock);
+		if (copy != NULL) {
+			free(a->wpending);
+			a->wpending = copy;
+		}
+		pthread_cond_signal(&a->wcond);
+		pthread_mutex_unlock(&a->wlock);
+	}
+}
+
+/* Read the state file at start: the mark, or why it cannot be trusted. */
+static void
+state_read(struct msr_audit *a)
+{
+	struct msr_note_checkpoint cp;
+	char *note = NULL, err[512];
+	int missing = 0;
+
+	if (msr_note_checkpoint_load(a->state_path, &a->signer.v, &note, &cp, &missing, err,
+	    sizeof(err)) != 0) {
+		if (missing) {
+			log_info("audit: no state file %s yet; it starts with the checked log",
+			    a->state_path);
+		} else {
+			snprintf(a->mark_error, sizeof(a->mark_error), "the state file: %s "
+			    "(if the database was deliberately replaced, remove the file)", err);
+		}
+		return;
+	}
+	log_info("audit: high-water mark from %s: tree size %" PRIu64, a->state_path, cp.size);
+	mark_set(a, cp.size, cp.root, note, 0);
+}
+
+/*
+ * The stored tree of `size` leaves with root `root` must extend the mark: a
+ * consistency proof from the mark, built from stored nodes. MSR_AS_CORRUPT
+ * with a->why set when it does not.
+ */
+static int
+extends_mark(struct msr_audit *a, struct msr_db_conn *c, uint64_t size,
+    const uint8_t root[HLEN])
+{
+	struct msr_merkle_nodes *s = NULL;
+	uint8_t proof[MSR_MERKLE_PROOF_MAX][HLEN], empty[HLEN];
+	size_t n;
+	int rc, ret = MSR_AS_CORRUPT;
+
+	if (!a->have_mark)
+		return MSR_AS_OK;
+	if (a->mark_size > size) {
+		snprintf(a->why, sizeof(a->why), "the log shrank: this server signed or "
+		    "verified a checkpoint of tree size %" PRIu64 ", the database's newest is %"
+		    PRIu64 " (entries %" PRIu64 "..%" PRIu64 " are gone)", a->mark_size, size,
+		    size, a->mark_size - 1);
+		return MSR_AS_CORRUPT;
+	}
+	if (a->mark_size == 0) {
+		msr_merkle_empty_root(empty);
+		return sodium_memcmp(empty, a->mark_root, HLEN) == 0 ? MSR_AS_OK : MSR_AS_CORRUPT;
+	}
+	if (a->mark_size == size) {
+		if (sodium_memcmp(a->mark_root, root, HLEN) == 0)
+			return MSR_AS_OK;
+		snprintf(a->why, sizeof(a->why), "fork: the database's tree of size %" PRIu64
+		    " has another root than the checkpoint this server signed or verified",
+		    size);
+		return MSR_AS_CORRUPT;
+	}
+	s = malloc(sizeof(*s));
+	if (s == NULL)
+		return MSR_AS_IO;
+	msr_merkle_nodes_init(s);
+	if (msr_merkle_plan_consistency(s, a->mark_size, size) != 0)
+		goto done;
+	rc = msr_as_nodes(c, s);
+	if (rc != MSR_AS_OK) {
+		ret = rc;
+		if (rc == MSR_AS_CORRUPT)
+			snprintf(a->why, sizeof(a->why), "stored tree nodes for a consistency "
+			    "proof from size %" PRIu64 " to %" PRIu64 " are missing", a->mark_size,
+			    size);
+		goto done;
+	}
+	if (msr_merkle_prove_consistency(a->mark_size, size, msr_merkle_nodes_get, s, proof,
+	    MSR_MERKLE_PROOF_MAX, &n) != 0 ||
+	    msr_merkle_verify_consistency(a->mark_size, size, (const uint8_t (*)[HLEN])proof,
+	    n, a->mark_root, root) != 0) {
+		snprintf(a->why, sizeof(a->why), "the database's tree of size %" PRIu64 " does "
+		    "not extend the checkpoint of size %" PRIu64 " this server signed or "
+		    "verified (the log was rewritten)", size, a->mark_size);
+		goto done;
+	}
+	ret = MSR_AS_OK;
+done:
+	free(s);
+	return ret;
+}
+
+/* --- the frontier and the head ------------------------------------------------- */
+
+/*
+ * Load the frontier of the committed tree of `size` leaves from audit_hashes
+ * and check that it yields `root`.
  */
 static int
 load_frontier(struct msr_audit *a, struct msr_db_conn *c, uint64_t size,
     const uint8_t root[HLEN])
 {
 	struct msr_merkle_nodes *s = malloc(sizeof(*s));
+	struct msr_merkle_frontier fr;
 	uint8_t got[HLEN];
-	int ret = -1;
+	int rc, ret = MSR_AS_CORRUPT;
 
 	if (s == NULL)
-		return -1;
+		return MSR_AS_IO;
 	msr_merkle_nodes_init(s);
-	if (msr_merkle_plan_frontier(s, size) != 0 || msr_audit_fetch_nodes(c, s) != 0 ||
-	    msr_merkle_frontier_init(&a->fr, size, msr_merkle_nodes_get, s) != 0)
+	if (msr_merkle_plan_frontier(s, size) != 0)
 		goto done;
-	msr_merkle_frontier_root(&a->fr, got);
-	if (sodium_memcmp(got, root, HLEN) != 0) {
-		log_error("audit: stored tree nodes at size %" PRIu64 " do not yield the "
-		    "recorded root; refusing to extend the log", size);
-		atomic_store(&a->refused, 1);
+	rc = msr_as_nodes(c, s);
+	if (rc != MSR_AS_OK || msr_merkle_frontier_init(&fr, size, msr_merkle_nodes_get, s) != 0) {
+		ret = rc == MSR_AS_IO ? MSR_AS_IO : MSR_AS_CORRUPT;
+		snprintf(a->why, sizeof(a->why), "stored tree nodes for size %" PRIu64
+		    " are missing", size);
 		goto done;
 	}
+	msr_merkle_frontier_root(&fr, got);
+	if (sodium_memcmp(got, root, HLEN) != 0) {
+		snprintf(a->why, sizeof(a->why), "stored tree nodes at size %" PRIu64 " do not "
+		    "yield the recorded root", size);
+		goto done;
+	}
+	a->fr = fr;
 	a->have_frontier = 1;
-	ret = 0;
+	ret = MSR_AS_OK;
 done:
 	free(s);
 	return ret;
+}
+
+/*
+ * Accept h as the committed head: its checkpoint note is ours and matches it,
+ * it extends the mark, and the stored frontier yields its root. Then it is
+ * the mark (newest verified) and the frontier.
+ */
+static int
+adopt_head(struct msr_audit *a, struct msr_db_conn *c, struct msr_as_head *h)
+{
+	struct msr_note_checkpoint cp;
+	uint8_t empty[HLEN];
+	int rc;
+
+	a->have_frontier = 0;
+	if (h->have && (h->note == NULL ||
+	    msr_note_checkpoint_open(&a->signer.v, h->note, &cp) != 0 || cp.size != h->size ||
+	    sodium_memcmp(cp.root, h->root, HLEN) != 0)) {
+		snprintf(a->why, sizeof(a->why), "the newest tree state (size %" PRIu64 ") has "
+		    "no checkpoint signed by this server's key", h->size);
+		return MSR_AS_CORRUPT;
+	}
+	rc = extends_mark(a, c, h->size, h->root);
+	if (rc != MSR_AS_OK)
+		return rc;
+	if (!h->have) {
+		msr_merkle_frontier_reset(&a->fr);
+		msr_merkle_empty_root(empty);
+		a->have_frontier = 1;
+		a->have_row = 0;
+		return MSR_AS_OK;
+	}
+	rc = load_frontier(a, c, h->size, h->root);
+	if (rc != MSR_AS_OK)
+		return rc;
+	a->have_row = 1;
+	mark_set(a, h->size, h->root, h->note, 1);
+	h->note = NULL;
+	atomic_store(&a->m_tree_size, h->size);
+	return MSR_AS_OK;
 }
 
 /* --- start-up check ------------------------------------------------------------ */
 
+struct tail_ctx {
+	struct msr_audit	*a;
+};
+
+static int
+tail_leaf(void *ctx, uint64_t idx, const uint8_t *leaf, size_t len, const uint8_t *stored)
+{
+	struct tail_ctx *t = ctx;
+	uint8_t h[HLEN];
+
+	msr_merkle_leaf_hash(leaf, len, h);
+	if (stored == NULL || sodium_memcmp(h, stored, HLEN) != 0) {
+		snprintf(t->a->why, sizeof(t->a->why), "entry %" PRIu64 ": leaf hash differs "
+		    "from the stored tree", idx);
+		return -1;
+	}
+	return 0;
+}
+
 /*
- * Tail check: the last checkpoint is ours and well signed, matches the newest
- * tree state and the root computed from stored nodes, and the leaves of the
- * last batch hash to their stored level-0 nodes. A few queries, any log size.
+ * Tail check: the head's checkpoint is ours and well signed, the root from
+ * stored nodes matches it, nothing lies beyond it, and the last 1024 leaves
+ * hash to their stored level-0 nodes. A few queries, any log size.
  */
 static int
-check_tail(struct msr_audit *a, struct msr_db_conn *c, char *why, size_t whylen)
+check_tail(struct msr_audit *a, struct msr_db_conn *c, struct msr_as_head *h)
 {
-	PGresult *res = NULL;
-	uint64_t size = 0, hsize;
-	uint8_t root[HLEN], hroot[HLEN], leaf[HLEN];
+	struct msr_note_checkpoint cp;
 	struct msr_merkle_nodes *s = NULL;
-	char lo[24], hi[24];
-	const char *vals[2];
-	int ret = -1;
+	struct tail_ctx t = { a };
+	uint8_t root[HLEN];
+	uint64_t beyond = 0;
+	int rc;
 
-	res = msr_db_exec_params(c, &s_last_checkpoint, NULL, NULL, NULL, 0);
-	if (!msr_db_ok(res)) {
-		snprintf(why, whylen, "cannot read checkpoints");
-		ret = -2;
-		goto done;
+	rc = msr_as_head(c, h);
+	if (rc != MSR_AS_OK) {
+		if (rc == MSR_AS_CORRUPT)
+			snprintf(a->why, sizeof(a->why), "the newest tree state is malformed");
+		return rc;
 	}
-	if (PQntuples(res) == 0) {
-		msr_merkle_empty_root(root);
-	} else {
-		struct msr_note_checkpoint cp;
-
-		size = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-		if (msr_audit_open_checkpoint(&a->signer.v, PQgetvalue(res, 0, 2), &cp) != 0) {
-			snprintf(why, whylen, "the last checkpoint (tree size %" PRIu64 ") "
-			    "does not verify with this server's key", size);
-			goto done;
-		}
-		if (cp.size != size || strcmp(cp.origin, a->origin) != 0) {
-			snprintf(why, whylen, "the last checkpoint's body (origin %s, size %" PRIu64
-			    ") disagrees with its row (size %" PRIu64 ")", cp.origin, cp.size, size);
-			goto done;
-		}
-		memcpy(root, cp.root, HLEN);
+	if (h->have && (h->note == NULL ||
+	    msr_note_checkpoint_open(&a->signer.v, h->note, &cp) != 0)) {
+		snprintf(a->why, sizeof(a->why), "the last checkpoint (tree size %" PRIu64 ") "
+		    "does not verify with this server's key", h->size);
+		return MSR_AS_CORRUPT;
 	}
-	PQclear(res);
-	res = NULL;
-	if (read_head(c, &hsize, hroot) != 0) {
-		snprintf(why, whylen, "cannot read the tree state");
-		ret = -2;
-		goto done;
-	}
-	if (hsize != size || sodium_memcmp(hroot, root, HLEN) != 0) {
-		snprintf(why, whylen, "tree state (size %" PRIu64 ") disagrees with the last "
-		    "signed checkpoint (size %" PRIu64 ")", hsize, size);
-		goto done;
+	if (h->have && (cp.size != h->size || sodium_memcmp(cp.root, h->root, HLEN) != 0)) {
+		snprintf(a->why, sizeof(a->why), "the last checkpoint's body (size %" PRIu64
+		    ") disagrees with the tree state (size %" PRIu64 ")", cp.size, h->size);
+		return MSR_AS_CORRUPT;
 	}
 	s = malloc(sizeof(*s));
 	if (s == NULL)
-		goto done;
+		return MSR_AS_IO;
 	msr_merkle_nodes_init(s);
-	if (msr_merkle_plan_root(s, size) != 0 || msr_audit_fetch_nodes(c, s) != 0 ||
-	    msr_merkle_root(size, msr_merkle_nodes_get, s, hroot) != 0) {
-		snprintf(why, whylen, "stored tree nodes for size %" PRIu64 " are missing", size);
+	rc = MSR_AS_CORRUPT;
+	if (msr_merkle_plan_root(s, h->size) != 0)
 		goto done;
-	}
-	if (sodium_memcmp(hroot, root, HLEN) != 0) {
-		snprintf(why, whylen, "stored tree nodes do not yield the signed root at "
-		    "size %" PRIu64, size);
-		goto done;
-	}
-	/* Nothing beyond the checkpoint. */
-	snprintf(lo, sizeof(lo), "%" PRIu64, size);
-	vals[0] = lo;
-	res = msr_db_exec(c, &s_tail_count, vals);
-	if (!msr_db_ok(res)) {
-		ret = -2;
-		goto done;
-	}
-	if (strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
-		snprintf(why, whylen, "entry %" PRIu64 ": entries exist beyond the last "
-		    "signed checkpoint", size);
-		goto done;
-	}
-	PQclear(res);
-	/* The last 1024 leaves against their stored hashes. */
-	snprintf(lo, sizeof(lo), "%" PRIu64, size > 1024 ? size - 1024 : 0);
-	snprintf(hi, sizeof(hi), "%" PRIu64, size);
-	vals[0] = lo;
-	vals[1] = hi;
-	res = msr_db_exec_params(c, &s_tail_leaves, vals, NULL, NULL, 1);
-	if (!msr_db_ok(res)) {
-		ret = -2;
-		goto done;
-	}
-	for (int r = 0; r < PQntuples(res); r++) {
-		uint64_t idx = msr_load_be((const uint8_t *)PQgetvalue(res, r, 0), 8);
-
-		msr_merkle_leaf_hash((const uint8_t *)PQgetvalue(res, r, 1),
-		    (size_t)PQgetlength(res, r, 1), leaf);
-		if (PQgetisnull(res, r, 2) || PQgetlength(res, r, 2) != HLEN ||
-		    sodium_memcmp(leaf, PQgetvalue(res, r, 2), HLEN) != 0) {
-			snprintf(why, whylen, "entry %" PRIu64 ": leaf hash differs from the "
-			    "stored tree", idx);
-			goto done;
+	rc = msr_as_nodes(c, s);
+	if (rc != MSR_AS_OK || msr_merkle_root(h->size, msr_merkle_nodes_get, s, root) != 0) {
+		if (rc != MSR_AS_IO) {
+			rc = MSR_AS_CORRUPT;
+			snprintf(a->why, sizeof(a->why), "stored tree nodes for size %" PRIu64
+			    " are missing", h->size);
 		}
+		goto done;
 	}
-	ret = 0;
+	if (sodium_memcmp(root, h->root, HLEN) != 0) {
+		rc = MSR_AS_CORRUPT;
+		snprintf(a->why, sizeof(a->why), "stored tree nodes do not yield the signed root "
+		    "at size %" PRIu64, h->size);
+		goto done;
+	}
+	rc = msr_as_count_from(c, h->size, &beyond);
+	if (rc != MSR_AS_OK)
+		goto done;
+	if (beyond != 0) {
+		rc = MSR_AS_CORRUPT;
+		snprintf(a->why, sizeof(a->why), "entry %" PRIu64 ": entries exist beyond the "
+		    "last signed checkpoint", h->size);
+		goto done;
+	}
+	rc = msr_as_tail(c, h->size > 1024 ? h->size - 1024 : 0, h->size, tail_leaf, &t);
 done:
-	PQclear(res);
 	free(s);
-	return ret;
+	return rc;
 }
 
-/* Full check: every leaf, every checkpoint root (audit_verify.c). */
+/* Full check: every leaf, every checkpoint root (audit_store.c + audit_verify.c). */
 static int
-check_full(struct msr_audit *a, char *why, size_t whylen)
+check_full(struct msr_audit *a)
 {
 	struct msr_audit_report rep;
 	char err[256];
@@ -533,459 +701,351 @@ check_full(struct msr_audit *a, char *why, size_t whylen)
 	int ret;
 
 	if (pg == NULL) {
-		snprintf(why, whylen, "%s", err);
-		return -2;
+		log_warn("audit: start-up check: %s", err);
+		return MSR_AS_IO;
 	}
-	ret = msr_audit_verify_db(pg, &a->signer.v, MSR_AV_LAST_SIGNATURE, &rep);
+	ret = msr_audit_verify_db(pg, &a->signer.v, MSR_AV_LAST_SIGNATURE, NULL, &rep);
 	PQfinish(pg);
 	if (ret == 0) {
 		log_info("audit: full start-up check passed: %" PRIu64 " entries, %" PRIu64
 		    " checkpoints in %.2f s", rep.entries, rep.checkpoints, rep.seconds);
-		return 0;
+		return MSR_AS_OK;
 	}
-	snprintf(why, whylen, "%s", rep.message);
-	return rep.io_error ? -2 : -1;
+	if (rep.io_error) {
+		log_warn("audit: start-up check: %s", rep.message);
+		return MSR_AS_IO;
+	}
+	snprintf(a->why, sizeof(a->why), "%s", rep.message);
+	return MSR_AS_CORRUPT;
 }
 
+static int seq_batch(struct msr_audit *a, int sign_empty);
+
 /*
- * Bring the sequencer up: run the start-up check once, then load the head and
- * the frontier. Returns 0 when ready.
+ * CHECKING: tail check, optional full check, the state file, then adopt the
+ * head (which checks it against the mark) and, on a new log, sign the empty
+ * tree. MSR_AS_IO retries; MSR_AS_CORRUPT refuses.
  */
 static int
-recover(struct msr_audit *a)
+seq_check(struct msr_audit *a)
 {
-	struct msr_db_conn *c = NULL;
-	uint64_t size;
-	uint8_t root[HLEN];
-	char why[600] = "";
-	int rc, have_row = 1, ret = -1;
+	struct msr_db_conn *c = msr_db_acquire(a->pool);
+	struct msr_as_head h;
+	int rc = MSR_AS_IO;
 
-	if (atomic_load(&a->refused))
-		return -1;
-	c = msr_db_acquire(a->pool);
+	memset(&h, 0, sizeof(h));
 	if (c == NULL)
 		goto done;
-	if (!a->checked) {
-		rc = check_tail(a, c, why, sizeof(why));
-		if (rc == 0 && a->verify_full)
-			rc = check_full(a, why, sizeof(why));
-		if (rc == -2) {
-			log_warn("audit: start-up check postponed: %s", why);
-			goto done;
-		}
-		if (rc != 0) {
-			log_error("AUDIT LOG INTEGRITY FAILURE: %s; refusing to sequence "
-			    "(audited requests will fail with 503 until this is resolved)", why);
-			atomic_store(&a->refused, 1);
-			goto done;
-		}
-		a->checked = 1;
+	rc = check_tail(a, c, &h);
+	if (rc == MSR_AS_OK && a->verify_full)
+		rc = check_full(a);
+	if (rc == MSR_AS_OK && a->mark_error[0] != '\0') {
+		snprintf(a->why, sizeof(a->why), "%s", a->mark_error);
+		rc = MSR_AS_CORRUPT;
 	}
-	if (read_head2(c, &size, root, &have_row) != 0 || load_frontier(a, c, size, root) != 0)
-		goto done;
+	if (rc == MSR_AS_OK)
+		rc = adopt_head(a, c, &h);
 	msr_db_release(c);
 	c = NULL;
-	if (!have_row) {
+	if (rc == MSR_AS_OK && !a->have_row) {
 		/* A new log: sign the empty tree so /v1/audit/checkpoint has a note. */
-		batch_reset(a);
-		if (run_batch(a) != 0)
-			goto done;
+		msr_as_batch_reset(&a->b);
+		rc = seq_batch(a, 1);
 	}
-	log_info("audit: sequencer ready at tree size %" PRIu64, a->fr.size);
-	ret = 0;
+	if (rc == MSR_AS_OK) {
+		a->last_scan_ns = 0;	/* void what a crash left, at once */
+		log_info("audit: sequencer ready at tree size %" PRIu64, a->fr.size);
+	}
 done:
+	msr_as_head_clear(&h);
 	msr_db_release(c);
-	return ret;
+	return rc;
 }
 
-/* --- one batch --------------------------------------------------------------- */
-
-struct put_ctx {
-	struct msr_audit *a;
-};
-
+/* RELOADING: the head again, checked against the mark. */
 static int
-collect_node(void *ctx, unsigned level, uint64_t index, const uint8_t hash[HLEN])
+seq_reload(struct msr_audit *a)
 {
-	struct msr_audit *a = ctx;
-	uint8_t lv[2] = { 0, (uint8_t)level };
+	struct msr_db_conn *c = msr_db_acquire(a->pool);
+	struct msr_as_head h;
+	int rc = MSR_AS_IO;
 
-	buf_be32(&a->p_nlevel, 2);
-	buf_add(&a->p_nlevel, lv, 2);
-	buf_be32(&a->p_nidx, 8);
-	buf_be64(&a->p_nidx, index);
-	buf_be32(&a->p_nhash, HLEN);
-	buf_add(&a->p_nhash, hash, HLEN);
-	a->nnodes++;
-	return a->p_nlevel.oom || a->p_nidx.oom || a->p_nhash.oom ? -1 : 0;
-}
-
-static int
-grow_entries(struct msr_audit *a, size_t n)
-{
-	size_t *off, *len;
-	uint8_t (*lh)[HLEN];
-
-	if (n <= a->cap_entries)
-		return 0;
-	off = realloc(a->off, n * sizeof(*off));
-	if (off != NULL)
-		a->off = off;
-	len = realloc(a->len, n * sizeof(*len));
-	if (len != NULL)
-		a->len = len;
-	lh = realloc(a->leafh, n * sizeof(*lh));
-	if (lh != NULL)
-		a->leafh = lh;
-	if (off == NULL || len == NULL || lh == NULL)
-		return -1;
-	a->cap_entries = n;
-	return 0;
-}
-
-/* Add one entry's bytes to the batch (called with a->lock held). */
-static int
-batch_add(struct msr_audit *a, const char *entry, size_t len, int64_t client_id)
-{
-	if (grow_entries(a, a->nentries + 1) != 0)
-		return -1;
-	buf_be32(&a->p_leaf, (uint32_t)len);
-	a->off[a->nentries] = a->p_leaf.len;
-	a->len[a->nentries] = len;
-	buf_add(&a->p_leaf, entry, len);
-	if (client_id > 0) {
-		buf_be32(&a->p_client, 8);
-		buf_be64(&a->p_client, (uint64_t)client_id);
-	} else {
-		buf_be32(&a->p_client, UINT32_MAX);	/* NULL */
-	}
-	a->nentries++;
-	return a->p_leaf.oom || a->p_client.oom ? -1 : 0;
-}
-
-static void
-batch_reset(struct msr_audit *a)
-{
-	arr_begin(&a->p_leaf, OID_BYTEA);
-	arr_begin(&a->p_client, OID_INT8);
-	a->nentries = 0;
-}
-
-static int
-uncertain_conflict(struct msr_audit *a, uint64_t size, const uint8_t root[HLEN])
-{
-	for (size_t i = 0; i < a->nuncertain; i++)
-		if (a->uncertain[i].size == size &&
-		    sodium_memcmp(a->uncertain[i].root, root, HLEN) != 0)
-			return 1;
-	return 0;
-}
-
-/* Forget uncertain notes at or below the committed size: none can recur. */
-static void
-uncertain_prune(struct msr_audit *a, uint64_t committed)
-{
-	size_t j = 0;
-
-	for (size_t i = 0; i < a->nuncertain; i++)
-		if (a->uncertain[i].size > committed)
-			a->uncertain[j++] = a->uncertain[i];
-	a->nuncertain = j;
-}
-
-static int
-add_filler(struct msr_audit *a, uint64_t size)
-{
-	char text[160];
-	int n = snprintf(text, sizeof(text), "{\"action\":\"audit.filler\",\"reason\":"
-	    "\"step over tree size %" PRIu64 " signed in a batch whose commit failed\"}", size);
-
-	if (batch_add(a, text, (size_t)n, 0) != 0)
-		return -1;
-	msr_merkle_leaf_hash((const uint8_t *)text, (size_t)n, a->leafh[a->nentries - 1]);
-	return 0;
-}
-
-/*
- * Pipelined statements. A batch is two round trips: {BEGIN, lock, head} and
- * {INSERT, COMMIT}, each sent as one libpq pipeline. The statements are
- * prepared once per connection under their own names (db.c's registry is for
- * msr_db_exec); any trouble marks the connection broken so that it is
- * re-established, which also forgets what was prepared.
- */
-static const char *const seq_name[3] = {
-	"audit_seq_lock", "audit_seq_head", "audit_seq_insert" };
-
-static int
-seq_prepare(struct msr_audit *a, struct msr_db_conn *c)
-{
-	const struct msr_db_stmt *st[3] = { &s_lock, &s_head, &s_insert };
-	int ret = 0;
-
-	if (a->prepared_on == c->pg)
-		return 0;
-	for (int i = 0; i < 3 && ret == 0; i++) {
-		PGresult *res = PQprepare(c->pg, seq_name[i], st[i]->sql, st[i]->nparams, NULL);
-
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			log_error("audit: prepare %s failed: %s", seq_name[i],
-			    PQresultErrorMessage(res));
-			c->broken = 1;
-			ret = -1;
-		}
-		PQclear(res);
-	}
-	a->prepared_on = ret == 0 ? c->pg : NULL;
-	return ret;
-}
-
-/*
- * Read the results of n pipelined queries and the sync point, then leave
- * pipeline mode. keep[i] (if keep != NULL) receives query i's result, else it
- * is cleared; *failed_at gets the first query that returned an error (-1 if
- * none did). Returns 0 when every query succeeded; otherwise -1, and the
- * connection is marked broken if the pipeline could not be drained.
- */
-static int
-pipeline_finish(struct msr_audit *a, struct msr_db_conn *c, int n, PGresult **keep,
-    int *failed_at)
-{
-	int ok = 1, drained = 1;
-
-	if (failed_at != NULL)
-		*failed_at = -1;
-
-	for (int i = 0; i < n; i++) {
-		PGresult *res = PQgetResult(c->pg), *end;
-		ExecStatusType st;
-
-		if (res == NULL) {
-			drained = 0;
-			break;
-		}
-		st = PQresultStatus(res);
-		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-			if (ok && st != PGRES_PIPELINE_ABORTED) {
-				log_error("audit: batch statement failed: %s",
-				    PQresultErrorMessage(res));
-				if (failed_at != NULL)
-					*failed_at = i;
-			}
-			ok = 0;
-		}
-		if (keep != NULL && st == PGRES_TUPLES_OK)
-			keep[i] = res;
-		else
-			PQclear(res);
-		end = PQgetResult(c->pg);	/* NULL ends each query's results */
-		if (end != NULL) {
-			PQclear(end);
-			drained = 0;
-			break;
-		}
-	}
-	if (drained) {
-		PGresult *sync = PQgetResult(c->pg);
-
-		drained = sync != NULL && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
-		PQclear(sync);
-	}
-	if (!drained || PQexitPipelineMode(c->pg) != 1) {
-		c->broken = 1;
-		a->prepared_on = NULL;
-		ok = 0;
-	}
-	return ok ? 0 : -1;
-}
-
-/* Parse the head query's binary result: 0 and size/root (have_row 0 if empty). */
-static int
-parse_head(const PGresult *res, uint64_t *size, uint8_t root[HLEN], int *have_row)
-{
-	*have_row = PQntuples(res) > 0;
-	if (!*have_row) {
-		*size = 0;
-		msr_merkle_empty_root(root);
-		return 0;
-	}
-	if (PQgetlength(res, 0, 0) != 8 || PQgetlength(res, 0, 1) != HLEN)
-		return -1;
-	*size = msr_load_be((const uint8_t *)PQgetvalue(res, 0, 0), 8);
-	memcpy(root, PQgetvalue(res, 0, 1), HLEN);
-	return 0;
-}
-
-/*
- * Sequence the entries in the batch buffers. 0 on commit; on failure the
- * caller fails the waiters and forgets the frontier.
- */
-static int
-run_batch(struct msr_audit *a)
-{
-	struct msr_db_conn *c = NULL;
-	struct msr_merkle_frontier fr;
-	uint64_t size;
-	uint8_t root[HLEN];
-	struct msr_note_checkpoint cp;
-	char *note = NULL;
-	size_t note_len;
-	char s_size[24], s_count[24];
-	const char *vals[10];
-	int lens[10], fmts[10];
-	const char *lockv[1] = { AUDIT_LOCK_KEY };
-	size_t i;
-	int committing = 0, have_row = 1, failed_at, ret = -1;
-
-	/* Leaf hashes do not depend on the position: outside the lock. */
-	for (i = 0; i < a->nentries; i++)
-		msr_merkle_leaf_hash(a->p_leaf.p + a->off[i], a->len[i], a->leafh[i]);
-
-	c = msr_db_acquire(a->pool);
+	memset(&h, 0, sizeof(h));
 	if (c == NULL)
-		goto done;
-	if (seq_prepare(a, c) != 0 || PQenterPipelineMode(c->pg) != 1)
-		goto fail;
-	/* Round trip 1: BEGIN, the sequencer lock, then (new snapshot) the head. */
-	if (PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
-	    PQsendQueryPrepared(c->pg, seq_name[0], 1, lockv, NULL, NULL, 0) != 1 ||
-	    PQsendQueryPrepared(c->pg, seq_name[1], 0, NULL, NULL, NULL, 1) != 1 ||
-	    PQpipelineSync(c->pg) != 1) {
-		c->broken = 1;		/* closed on release: never half a pipeline */
-		a->prepared_on = NULL;
-		goto fail;
-	}
-	{
-		PGresult *keep[3] = { NULL, NULL, NULL };
-		int rc = pipeline_finish(a, c, 3, keep, NULL);
+		return MSR_AS_IO;
+	rc = msr_as_head(c, &h);
+	if (rc == MSR_AS_OK)
+		rc = adopt_head(a, c, &h);
+	else if (rc == MSR_AS_CORRUPT)
+		snprintf(a->why, sizeof(a->why), "the newest tree state is malformed");
+	msr_as_head_clear(&h);
+	msr_db_release(c);
+	if (rc == MSR_AS_OK)
+		log_info("audit: sequencer reloaded at tree size %" PRIu64, a->fr.size);
+	return rc;
+}
 
-		if (rc == 0 && keep[2] != NULL)
-			rc = parse_head(keep[2], &size, root, &have_row);
-		PQclear(keep[1]);
-		PQclear(keep[2]);
-		if (rc != 0 || keep[2] == NULL)
-			goto fail;
-	}
-	if (a->nentries == 0 && have_row) {
-		ret = 0;	/* the empty tree was signed elsewhere meanwhile */
-		goto done;
-	}
-	if (!a->have_frontier || size != a->fr.size) {
-		if (a->have_frontier)
-			log_debug("audit: tree grew from %" PRIu64 " to %" PRIu64
-			    " elsewhere; reloading the frontier", a->fr.size, size);
-		if (load_frontier(a, c, size, root) != 0)
-			goto fail;
-	} else {
-		uint8_t mine[HLEN];
+/* --- one batch, in phases ---------------------------------------------------------- */
 
-		msr_merkle_frontier_root(&a->fr, mine);
-		if (sodium_memcmp(mine, root, HLEN) != 0 && load_frontier(a, c, size, root) != 0)
-			goto fail;
-	}
-	uncertain_prune(a, size);
-	a->base = size;
+static int
+grow_leafh(struct msr_audit *a, size_t n)
+{
+	uint8_t (*p)[HLEN];
+	size_t cap = a->leafh_cap ? a->leafh_cap : 64;
 
-	/* Append to a copy; the real frontier moves only after COMMIT. */
-	fr = a->fr;
-	arr_begin(&a->p_nlevel, OID_INT2);
-	arr_begin(&a->p_nidx, OID_INT8);
-	arr_begin(&a->p_nhash, OID_BYTEA);
-	a->nnodes = 0;
-	for (i = 0; i < a->nentries; i++)
-		if (msr_merkle_frontier_append(&fr, a->leafh[i], collect_node, a) != 0)
-			goto fail;
-	msr_merkle_frontier_root(&fr, root);
-	for (int k = 0; k < MAX_UNCERTAIN && uncertain_conflict(a, fr.size, root); k++) {
-		log_warn("audit: tree size %" PRIu64 " was signed with another root in a "
-		    "failed commit; appending a filler entry", fr.size);
-		if (add_filler(a, fr.size) != 0 ||
-		    msr_merkle_frontier_append(&fr, a->leafh[a->nentries - 1], collect_node, a) != 0)
-			goto fail;
-		msr_merkle_frontier_root(&fr, root);
+	if (n <= a->leafh_cap)
+		return 0;
+	while (cap < n)
+		cap *= 2;
+	p = realloc(a->leafh, cap * HLEN);
+	if (p == NULL)
+		return -1;
+	a->leafh = p;
+	a->leafh_cap = cap;
+	return 0;
+}
+
+/* Phase 1: leaf hashes of entries [from, nentries); no lock, no database. */
+static int
+batch_hash(struct msr_audit *a, size_t from)
+{
+	if (grow_leafh(a, a->b.nentries) != 0)
+		return -1;
+	for (size_t i = from; i < a->b.nentries; i++) {
+		size_t len;
+		const uint8_t *leaf = msr_as_batch_leaf(&a->b, i, &len);
+
+		msr_merkle_leaf_hash(leaf, len, a->leafh[i]);
 	}
-	if (uncertain_conflict(a, fr.size, root))
-		goto fail;
+	return 0;
+}
+
+/* An entry this file writes itself (a void), hashed at once. */
+static int
+batch_add_own(struct msr_audit *a, const char *text, size_t len)
+{
+	if (msr_as_batch_entry(&a->b, text, len, 0, 0) != 0)
+		return -1;
+	return batch_hash(a, a->b.nentries - 1);
+}
+
+static int
+put_node(void *ctx, unsigned level, uint64_t index, const uint8_t hash[HLEN])
+{
+	return msr_as_batch_node(ctx, level, index, hash);
+}
+
+/*
+ * Phase 3: append the batch to a copy of the frontier (the real one moves
+ * only after COMMIT), collecting the nodes it completes.
+ */
+static int
+batch_extend(struct msr_audit *a, struct msr_merkle_frontier *fr)
+{
+	struct msr_as_batch *b = &a->b;
+
+	msr_as_batch_rewind(b);
+	*fr = a->fr;
+	for (size_t i = 0; i < b->nentries; i++)
+		if (msr_merkle_frontier_append(fr, a->leafh[i], put_node, b) != 0)
+			return -1;
+	b->first = a->fr.size;
+	b->prev_size = a->have_row ? (int64_t)a->fr.size : -1;
+	msr_merkle_frontier_root(&a->fr, b->prev_root);
+	b->size = fr->size;
+	msr_merkle_frontier_root(fr, b->root);
+	return 0;
+}
+
+/* Phase 4: sign the checkpoint of the extended tree (*note: caller frees). */
+static int
+batch_sign(struct msr_audit *a, char **note)
+{
+	struct msr_note_checkpoint cp;
+	size_t len;
 
 	memset(&cp, 0, sizeof(cp));
 	snprintf(cp.origin, sizeof(cp.origin), "%s", a->origin);
-	cp.size = fr.size;
-	memcpy(cp.root, root, HLEN);
-	if (msr_note_checkpoint_sign(&a->signer, &cp, &note, &note_len) != 0)
-		goto fail;
+	cp.size = a->b.size;
+	memcpy(cp.root, a->b.root, HLEN);
+	free(*note);
+	*note = NULL;
+	if (msr_note_checkpoint_sign(&a->signer, &cp, note, &len) != 0)
+		return -1;
+	a->b.note = *note;
+	return 0;
+}
 
-	arr_begin(&a->p_idx, OID_INT8);
-	for (i = 0; i < a->nentries; i++) {
-		buf_be32(&a->p_idx, 8);
-		buf_be64(&a->p_idx, size + i);
-	}
-	arr_end(&a->p_idx, a->nentries);
-	arr_end(&a->p_leaf, a->nentries);
-	arr_end(&a->p_client, a->nentries);
-	arr_end(&a->p_nlevel, a->nnodes);
-	arr_end(&a->p_nidx, a->nnodes);
-	arr_end(&a->p_nhash, a->nnodes);
-	if (a->p_idx.oom || a->p_leaf.oom || a->p_client.oom || a->p_nlevel.oom ||
-	    a->p_nidx.oom || a->p_nhash.oom)
-		goto fail;
-	snprintf(s_size, sizeof(s_size), "%" PRIu64, fr.size);
-	snprintf(s_count, sizeof(s_count), "%zu", a->nentries);
-	{
-		const struct buf *bin[6] = { &a->p_idx, &a->p_leaf, &a->p_client,
-		    &a->p_nlevel, &a->p_nidx, &a->p_nhash };
+/* The void entries for intents the open round trip locked. */
+static int
+batch_voids(struct msr_audit *a, const uint64_t *voids, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char text[200];
+		int len = snprintf(text, sizeof(text), "{\"action\":\"audit.write_void\","
+		    "\"reason\":\"the write was not committed; nothing was stored\","
+		    "\"void_for\":%" PRIu64 "}", voids[i]);
 
-		for (i = 0; i < 6; i++) {
-			vals[i] = (const char *)bin[i]->p;
-			lens[i] = (int)bin[i]->len;
-			fmts[i] = 1;
-		}
+		log_warn("audit: write of entry %" PRIu64 " did not commit; logging that it "
+		    "did not happen", voids[i]);
+		if (batch_add_own(a, text, (size_t)len) != 0 ||
+		    msr_as_batch_void(&a->b, voids[i]) != 0)
+			return -1;
 	}
-	vals[6] = s_size;
-	vals[7] = (const char *)root;
-	lens[7] = HLEN;
-	fmts[7] = 1;
-	vals[8] = s_count;
-	vals[9] = note;
-	lens[6] = lens[8] = lens[9] = 0;
-	fmts[6] = fmts[8] = fmts[9] = 0;
-	/* Round trip 2: the whole batch in one statement, then COMMIT. */
-	if (PQenterPipelineMode(c->pg) != 1)
-		goto fail;
-	committing = 1;
-	if (PQsendQueryPrepared(c->pg, seq_name[2], 10, vals, lens, fmts, 0) != 1 ||
-	    PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1 ||
-	    PQpipelineSync(c->pg) != 1) {
-		c->broken = 1;
-		a->prepared_on = NULL;
-		goto fail;
+	return 0;
+}
+
+/*
+ * Phase 2, slow path: {BEGIN, lock, head, [intent scan]}; a head that moved
+ * is adopted only if it extends the mark; the voided intents join the batch.
+ * The transaction stays open.
+ */
+static int
+batch_open(struct msr_audit *a, struct msr_db_conn *c, int scan, const uint64_t *hints,
+    size_t nhints)
+{
+	struct msr_as_head h;
+	uint64_t voids[MAX_VOIDS];
+	uint8_t mine[HLEN];
+	size_t nvoids = 0;
+	int moved, rc;
+
+	rc = msr_as_open(&a->b, c, &h, scan, void_after_ms(a), hints, nhints, voids,
+	    MAX_VOIDS, &nvoids);
+	if (rc == MSR_AS_CORRUPT)
+		snprintf(a->why, sizeof(a->why), "the newest tree state is malformed");
+	if (rc != MSR_AS_OK)
+		goto done;
+	if (scan) {
+		pthread_mutex_lock(&a->lock);
+		a->last_scan_ns = now_ns();
+		pthread_mutex_unlock(&a->lock);
 	}
-	if (pipeline_finish(a, c, 2, NULL, &failed_at) != 0) {
-		/* The INSERT itself failed: nothing was stored, the note is void. */
-		if (failed_at == 0)
-			committing = 0;
-		log_error("audit: storing a batch of %zu entries failed", a->nentries);
-		goto fail;
+	moved = !a->have_frontier || h.have != a->have_row || h.size != a->fr.size;
+	if (!moved) {
+		msr_merkle_frontier_root(&a->fr, mine);
+		moved = sodium_memcmp(mine, h.root, HLEN) != 0;
 	}
-	a->fr = fr;
-	ret = 0;
-	goto done;
-fail:
-	a->have_frontier = 0;
-	if (committing && a->nuncertain < MAX_UNCERTAIN) {
-		/* Outcome unknown: this note may exist. Remember it (invariant 4). */
-		a->uncertain[a->nuncertain].size = fr.size;
-		memcpy(a->uncertain[a->nuncertain].root, root, HLEN);
-		a->nuncertain++;
-	} else if (committing) {
-		log_error("audit: too many commits with unknown outcome; refusing to sign");
-		atomic_store(&a->refused, 1);
+	/* Another writer: keep to the slow path while it lasts. */
+	a->contended = moved && a->have_frontier;
+	if (moved)
+		rc = adopt_head(a, c, &h);
+	if (rc == MSR_AS_OK && batch_voids(a, voids, nvoids) != 0)
+		rc = MSR_AS_IO;
+done:
+	msr_as_head_clear(&h);
+	return rc;
+}
+
+/* Phases 3-5: extend, sign, store. *stored 0: the head had moved. */
+static int
+batch_commit(struct msr_audit *a, struct msr_db_conn *c, int opened,
+    struct msr_merkle_frontier *fr, char **note, int *stored)
+{
+	int unknown = 0, rc;
+
+	*stored = 0;
+	if (batch_extend(a, fr) != 0 || batch_sign(a, note) != 0)
+		return MSR_AS_IO;
+	rc = msr_as_store(&a->b, c, opened, stored, &unknown);
+	if (rc == MSR_AS_OK)
+		return rc;
+	log_error("audit: storing a batch of %zu entries failed%s", a->b.nentries,
+	    unknown ? " (outcome unknown)" : "");
+	if (unknown) {
+		/*
+		 * The intents may be stored while their writes were told "no":
+		 * void them soon. The note itself is harmless either way
+		 * (invariant 4).
+		 */
+		pthread_mutex_lock(&a->lock);
+		for (size_t i = 0; i < a->b.nentries; i++)
+			if (a->b.is_write[i])
+				hint(a, a->b.first + i);
+		pthread_mutex_unlock(&a->lock);
+	}
+	return rc;
+}
+
+/* Phase 6: the frontier and the mark move only now (invariant 3). */
+static void
+batch_settle(struct msr_audit *a, const struct msr_merkle_frontier *fr, char *note)
+{
+	a->fr = *fr;
+	a->have_row = 1;
+	mark_set(a, a->b.size, a->b.root, note, 1);
+	atomic_store(&a->m_tree_size, a->b.size);
+	atomic_fetch_add(&a->m_voided, a->b.nvoids);
+}
+
+/*
+ * Sequence the batch in a->b (entries taken from the queue; sign_empty: a new
+ * log's empty tree). MSR_AS_OK once committed, or when there was nothing to
+ * write (a->b.first is the first entry's index); MSR_AS_IO on a database
+ * failure (the waiters fail, the sequencer reloads); MSR_AS_CORRUPT when the
+ * stored log does not extend the mark (a->why says how).
+ */
+static int
+seq_batch(struct msr_audit *a, int sign_empty)
+{
+	struct msr_db_conn *c = NULL;
+	struct msr_merkle_frontier fr;
+	uint64_t hints[MAX_HINTS];
+	size_t nhints = 0;
+	char *note = NULL;
+	int scan, stored = 0, ret = MSR_AS_IO;
+
+	if (batch_hash(a, 0) != 0)		/* phase 1 */
+		goto done;
+	c = msr_db_acquire(a->pool);
+	if (c == NULL)
+		goto done;
+	pthread_mutex_lock(&a->lock);
+	scan = scan_due(a);
+	if (scan) {
+		nhints = a->nhints;
+		memcpy(hints, a->hints, nhints * sizeof(hints[0]));
+		a->nhints = 0;
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (a->have_frontier && a->have_row && !a->contended && !scan && a->b.nentries > 0) {
+		/* Fast path: the head is our frontier; one round trip. */
+		ret = batch_commit(a, c, 0, &fr, &note, &stored);
+		if (ret != MSR_AS_OK || stored)
+			goto done;
+		log_debug("audit: the tree head moved since this server's last batch "
+		    "(size %" PRIu64 "); checking it", a->fr.size);
+		a->contended = 1;
+	}
+	ret = batch_open(a, c, scan, hints, nhints);
+	if (ret != MSR_AS_OK)
+		goto done;
+	if (a->b.nentries == 0 && (a->have_row || !sign_empty)) {
+		msr_as_abort(c);	/* nothing to write */
+		goto done;
+	}
+	ret = batch_commit(a, c, 1, &fr, &note, &stored);
+	if (ret == MSR_AS_OK && !stored) {
+		log_error("audit: the tree head moved under the sequencer lock");
+		ret = MSR_AS_IO;
 	}
 done:
+	if (ret == MSR_AS_OK && stored) {
+		batch_settle(a, &fr, note);
+		note = NULL;
+	}
+	if (ret != MSR_AS_OK) {
+		a->have_frontier = 0;
+		if (ret == MSR_AS_IO)
+			atomic_fetch_add(&a->m_db_errors, 1);
+	}
+	a->b.note = NULL;
 	free(note);
 	msr_db_release(c);
 	return ret;
 }
 
-/* --- sequencer thread ------------------------------------------------------- */
+/* --- the sequencer thread --------------------------------------------------------- */
 
 static void
 fail_queue(struct msr_audit *a)
@@ -1021,13 +1081,13 @@ unlink_waiter(struct msr_audit *a, struct waiter *w)
 static void
 take_batch(struct msr_audit *a)
 {
-	batch_reset(a);
+	msr_as_batch_reset(&a->b);
 	a->ninflight = 0;
 	while (a->head != NULL && a->ninflight < (size_t)a->max_batch) {
 		struct waiter *w = a->head;
 
 		unlink_waiter(a, w);
-		if (batch_add(a, w->entry, w->len, w->client_id) != 0) {
+		if (msr_as_batch_entry(&a->b, w->entry, w->len, w->client_id, w->write) != 0) {
 			w->state = W_FAILED;
 			pthread_cond_signal(&w->cond);
 			continue;
@@ -1038,73 +1098,150 @@ take_batch(struct msr_audit *a)
 	}
 }
 
+/* Wake the in-flight waiters with the batch's outcome (lock held). */
+static void
+settle_waiters(struct msr_audit *a, int ok)
+{
+	for (size_t i = 0; i < a->ninflight; i++) {
+		struct waiter *w = a->inflight[i];
+
+		if (w == NULL) {
+			/* Gave up waiting: a write among them was rolled back. */
+			if (ok && a->b.is_write[i])
+				hint(a, a->b.first + i);
+			continue;
+		}
+		if (ok) {
+			w->index = (int64_t)(a->b.first + i);
+			w->state = W_DONE;
+		} else {
+			w->state = W_FAILED;
+		}
+		pthread_cond_signal(&w->cond);
+	}
+	a->ninflight = 0;
+}
+
+/* Lock held: the log failed an integrity check. */
+static void
+refuse(struct msr_audit *a)
+{
+	log_error("AUDIT LOG INTEGRITY FAILURE: %s; refusing to sign (audited requests "
+	    "get 503 until this is resolved)", a->why);
+	set_state(a, SEQ_REFUSING);
+	fail_queue(a);
+}
+
+/* Lock held: sleep ms (or until woken). */
+static void
+nap(struct msr_audit *a, uint64_t ms)
+{
+	struct timespec ts;
+
+	deadline_ns(&ts, now_ns() + ms * 1000000ull);
+	pthread_cond_timedwait(&a->work, &a->lock, &ts);
+}
+
+/* CHECKING or RELOADING: one attempt, then the transition. Lock held. */
+static void
+seq_recover(struct msr_audit *a)
+{
+	enum seq_state s = (enum seq_state)atomic_load(&a->state);
+	int rc;
+
+	pthread_mutex_unlock(&a->lock);
+	rc = s == SEQ_CHECKING ? seq_check(a) : seq_reload(a);
+	pthread_mutex_lock(&a->lock);
+	if (atomic_load(&a->state) == SEQ_STOPPING)
+		return;
+	if (rc == MSR_AS_OK) {
+		set_state(a, SEQ_READY);
+		a->backoff_ms = RETRY_MIN_MS;
+	} else if (rc == MSR_AS_CORRUPT) {
+		refuse(a);
+	} else {
+		log_warn("audit: %s postponed (database unavailable); retrying in %d ms",
+		    s == SEQ_CHECKING ? "start-up check" : "reload", a->backoff_ms);
+		fail_queue(a);
+	}
+	if (!a->first_attempt_done) {
+		a->first_attempt_done = 1;
+		pthread_cond_broadcast(&a->settled);
+	}
+	if (rc == MSR_AS_IO) {
+		nap(a, (uint64_t)a->backoff_ms);
+		a->backoff_ms = a->backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : a->backoff_ms * 2;
+	}
+}
+
+/* READY: one batch (or an idle wait). Lock held. */
+static void
+seq_ready(struct msr_audit *a)
+{
+	uint64_t until, t0;
+	int rc;
+
+	if (a->qlen == 0 && !scan_due(a)) {
+		uint64_t next = a->last_scan_ns + scan_every_ns(a), now = now_ns();
+
+		nap(a, next > now ? (next - now) / 1000000u + 1 : 1);
+		return;
+	}
+	if (a->batch_wait_us > 0 && a->head != NULL) {
+		/* Optional collection window ([audit] batch_wait_us). */
+		until = a->head->enq_ns + (uint64_t)a->batch_wait_us * 1000u;
+		while (atomic_load(&a->state) == SEQ_READY && a->head != NULL &&
+		    a->qlen < (size_t)a->max_batch && now_ns() < until) {
+			struct timespec ts;
+
+			deadline_ns(&ts, until);
+			pthread_cond_timedwait(&a->work, &a->lock, &ts);
+		}
+	}
+	take_batch(a);
+	pthread_mutex_unlock(&a->lock);
+	t0 = now_ns();
+	rc = seq_batch(a, 0);
+	if (rc == MSR_AS_OK && a->ninflight > 0)
+		msr_metrics_audit_batch(a->ninflight, now_ns() - t0);
+	pthread_mutex_lock(&a->lock);
+	settle_waiters(a, rc == MSR_AS_OK);
+	if (atomic_load(&a->state) == SEQ_STOPPING)
+		return;
+	if (rc == MSR_AS_CORRUPT) {
+		refuse(a);
+	} else if (rc != MSR_AS_OK) {
+		log_warn("audit: batch failed; its requests get 503; reloading");
+		set_state(a, SEQ_RELOADING);
+		fail_queue(a);
+	}
+}
+
 static void *
 sequencer_main(void *arg)
 {
 	struct msr_audit *a = arg;
-	struct timespec ts;
-	uint64_t until, batch_t0;
-	int rc;
 
 	pthread_mutex_lock(&a->lock);
-	while (!a->stopping) {
-		if (!atomic_load(&a->ready)) {
-			pthread_mutex_unlock(&a->lock);
-			rc = recover(a);
-			pthread_mutex_lock(&a->lock);
-			if (rc == 0) {
-				atomic_store(&a->ready, 1);
-			} else {
-				fail_queue(a);
-			}
-			if (!a->first_attempt_done) {
-				a->first_attempt_done = 1;
-				pthread_cond_broadcast(&a->settled);
-			}
-			if (rc != 0) {
-				deadline_ns(&ts, now_ns() + RETRY_MS * 1000000ull);
-				pthread_cond_timedwait(&a->work, &a->lock, &ts);
-			}
+	set_state(a, SEQ_CHECKING);
+	for (;;) {
+		switch ((enum seq_state)atomic_load(&a->state)) {
+		case SEQ_STARTING:
+		case SEQ_CHECKING:
+		case SEQ_RELOADING:
+			seq_recover(a);
 			continue;
-		}
-		if (a->qlen == 0) {
+		case SEQ_READY:
+			seq_ready(a);
+			continue;
+		case SEQ_REFUSING:
+			fail_queue(a);
 			pthread_cond_wait(&a->work, &a->lock);
 			continue;
+		case SEQ_STOPPING:
+			break;
 		}
-		/* Group commit: let the batch fill for batch_wait_us after its oldest entry. */
-		until = a->head->enq_ns + (uint64_t)a->batch_wait_us * 1000u;
-		while (!a->stopping && a->head != NULL && a->qlen < (size_t)a->max_batch &&
-		    now_ns() < until) {
-			deadline_ns(&ts, until);
-			pthread_cond_timedwait(&a->work, &a->lock, &ts);
-		}
-		if (a->stopping || a->head == NULL)
-			continue;
-		take_batch(a);
-		pthread_mutex_unlock(&a->lock);
-		batch_t0 = now_ns();
-		rc = a->ninflight > 0 ? run_batch(a) : 0;
-		if (rc == 0 && a->ninflight > 0)
-			msr_metrics_audit_batch(a->ninflight, now_ns() - batch_t0);
-		pthread_mutex_lock(&a->lock);
-		for (size_t i = 0; i < a->ninflight; i++) {
-			struct waiter *w = a->inflight[i];
-
-			if (w == NULL)
-				continue;	/* gave up waiting */
-			if (rc == 0) {
-				w->index = (int64_t)(a->base + i);
-				w->state = W_DONE;
-			} else {
-				w->state = W_FAILED;
-			}
-			pthread_cond_signal(&w->cond);
-		}
-		a->ninflight = 0;
-		if (rc != 0) {
-			log_warn("audit: batch failed; its requests get 503");
-			atomic_store(&a->ready, 0);
-		}
+		break;
 	}
 	fail_queue(a);
 	pthread_mutex_unlock(&a->lock);
@@ -1112,34 +1249,6 @@ sequencer_main(void *arg)
 }
 
 /* --- public API --------------------------------------------------------------- */
-
-int
-msr_audit_load_key(const char *path, struct msr_note_signer *s, char *err,
-    size_t errlen)
-{
-	char buf[MSR_NOTE_KEY_TEXT_MAX + 2];
-	size_t n = 0;
-	FILE *f = fopen(path, "r");
-	int ret = -1;
-
-	if (f == NULL) {
-		snprintf(err, errlen, "cannot open the audit signer key %s: %s", path,
-		    strerror(errno));
-		return -1;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if (msr_note_signer_parse(s, buf, n) != 0) {
-		snprintf(err, errlen, "%s is not a signer key (PRIVATE+KEY+<name>+<id>+<key>)",
-		    path);
-		goto done;
-	}
-	ret = 0;
-done:
-	sodium_memzero(buf, sizeof(buf));
-	return ret;
-}
 
 static char *
 xstrdup(const char *s)
@@ -1152,7 +1261,7 @@ msr_audit_start(const struct msr_config *cfg)
 {
 	struct msr_audit *a = NULL;
 	struct timespec ts;
-	char err[256], vkey[MSR_NOTE_KEY_TEXT_MAX];
+	char err[512], vkey[MSR_NOTE_KEY_TEXT_MAX];
 
 	if (sodium_init() < 0)
 		return NULL;
@@ -1164,16 +1273,28 @@ msr_audit_start(const struct msr_config *cfg)
 	pthread_condattr_setclock(&a->cattr, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->work, &a->cattr);
 	pthread_cond_init(&a->settled, &a->cattr);
+	pthread_mutex_init(&a->wlock, NULL);
+	pthread_cond_init(&a->wcond, NULL);
+	atomic_init(&a->state, SEQ_STARTING);
+	a->backoff_ms = RETRY_MIN_MS;
 	a->db_url = xstrdup(cfg->db_url);
 	a->origin = xstrdup(cfg->audit_origin);
+	if (cfg->audit_state_file != NULL && cfg->audit_state_file[0] != '\0') {
+		a->state_path = xstrdup(cfg->audit_state_file);
+	} else if (cfg->audit_key_file != NULL) {
+		a->state_path = malloc(strlen(cfg->audit_key_file) + 7);
+		if (a->state_path != NULL)
+			sprintf(a->state_path, "%s.state", cfg->audit_key_file);
+	}
 	a->batch_wait_us = cfg->audit_batch_wait_us;
 	a->max_batch = cfg->audit_max_batch > 0 ? cfg->audit_max_batch : 1;
 	a->wait_ms = cfg->audit_wait_ms;
 	a->verify_full = strcmp(cfg->audit_verify_on_start, "tail") != 0;
 	a->inflight = calloc((size_t)a->max_batch, sizeof(*a->inflight));
-	if (a->db_url == NULL || a->origin == NULL || a->inflight == NULL)
+	if (a->db_url == NULL || a->origin == NULL || a->inflight == NULL ||
+	    a->state_path == NULL)
 		goto fail;
-	if (msr_audit_load_key(cfg->audit_key_file, &a->signer, err, sizeof(err)) != 0) {
+	if (msr_note_signer_load(cfg->audit_key_file, &a->signer, err, sizeof(err)) != 0) {
 		log_error("audit: %s", err);
 		goto fail;
 	}
@@ -1188,6 +1309,10 @@ msr_audit_start(const struct msr_config *cfg)
 	    cfg->db_statement_timeout_ms);
 	if (a->vkey == NULL || a->pool == NULL)
 		goto fail;
+	state_read(a);
+	if (pthread_create(&a->writer, NULL, writer_main, a) != 0)
+		goto fail;
+	a->writer_started = 1;
 	if (pthread_create(&a->thread, NULL, sequencer_main, a) != 0)
 		goto fail;
 	a->thread_started = 1;
@@ -1218,37 +1343,42 @@ msr_audit_stop(struct msr_audit *a)
 		return;
 	if (a->thread_started) {
 		pthread_mutex_lock(&a->lock);
-		a->stopping = 1;
+		atomic_store(&a->state, SEQ_STOPPING);
 		pthread_cond_broadcast(&a->work);
 		pthread_mutex_unlock(&a->lock);
 		pthread_join(a->thread, NULL);
 	}
+	if (a->writer_started) {
+		pthread_mutex_lock(&a->wlock);
+		a->wstop = 1;
+		pthread_cond_signal(&a->wcond);
+		pthread_mutex_unlock(&a->wlock);
+		pthread_join(a->writer, NULL);	/* the newest mark is on disk */
+	}
+	free(a->wpending);
 	msr_db_pool_free(a->pool);
 	msr_note_signer_wipe(&a->signer);
+	msr_as_batch_free(&a->b);
+	free(a->leafh);
+	free(a->mark_note);
 	free(a->vkey);
 	free(a->db_url);
 	free(a->origin);
+	free(a->state_path);
 	free(a->inflight);
-	free(a->p_leaf.p);
-	free(a->p_idx.p);
-	free(a->p_client.p);
-	free(a->p_nlevel.p);
-	free(a->p_nidx.p);
-	free(a->p_nhash.p);
-	free(a->off);
-	free(a->len);
-	free(a->leafh);
 	pthread_cond_destroy(&a->work);
 	pthread_cond_destroy(&a->settled);
 	pthread_condattr_destroy(&a->cattr);
 	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->wcond);
+	pthread_mutex_destroy(&a->wlock);
 	free(a);
 }
 
 int
 msr_audit_ready(struct msr_audit *a)
 {
-	return a != NULL && atomic_load(&a->ready) && !atomic_load(&a->refused);
+	return a != NULL && atomic_load(&a->state) == SEQ_READY;
 }
 
 const char *
@@ -1263,9 +1393,9 @@ msr_audit_verifier(struct msr_audit *a)
 	return &a->signer.v;
 }
 
-int
-msr_audit_append(struct msr_audit *a, const char *entry, size_t len,
-    int64_t client_id, int64_t *index)
+static int
+append(struct msr_audit *a, const char *entry, size_t len, int64_t client_id,
+    int write, int64_t *index)
 {
 	struct waiter w;
 	struct timespec ts;
@@ -1277,11 +1407,12 @@ msr_audit_append(struct msr_audit *a, const char *entry, size_t len,
 	w.entry = entry;
 	w.len = len;
 	w.client_id = client_id;
+	w.write = write;
 	w.state = W_QUEUED;
 	pthread_cond_init(&w.cond, &a->cattr);
 
 	pthread_mutex_lock(&a->lock);
-	if (a->stopping) {
+	if (atomic_load(&a->state) != SEQ_READY) {
 		pthread_mutex_unlock(&a->lock);
 		goto done;
 	}
@@ -1309,7 +1440,7 @@ msr_audit_append(struct msr_audit *a, const char *entry, size_t len,
 			unlink_waiter(a, &w);
 			w.state = W_FAILED;
 		} else if (w.state == W_INFLIGHT) {
-			a->inflight[w.slot] = NULL;
+			a->inflight[w.slot] = NULL;	/* settle_waiters hints a write */
 			w.state = W_FAILED;
 		}
 		log_warn("audit: entry not sequenced within %d ms", a->wait_ms);
@@ -1323,4 +1454,72 @@ msr_audit_append(struct msr_audit *a, const char *entry, size_t len,
 done:
 	pthread_cond_destroy(&w.cond);
 	return ret;
+}
+
+int
+msr_audit_append(struct msr_audit *a, const char *entry, size_t len,
+    int64_t client_id, int64_t *index)
+{
+	return append(a, entry, len, client_id, 0, index);
+}
+
+int
+msr_audit_append_write(struct msr_audit *a, const char *entry, size_t len,
+    int64_t client_id, int64_t *index)
+{
+	return append(a, entry, len, client_id, 1, index);
+}
+
+int
+msr_audit_commit_write(struct msr_audit *a, struct msr_db_conn *c, int64_t index)
+{
+	int rc;
+
+	if (index < 0)
+		return -1;
+	rc = msr_as_commit_write(c, (uint64_t)index);
+	if (rc == MSR_AS_OK)
+		return 0;
+	log_warn("audit: the write of entry %" PRId64 " did not commit%s", index,
+	    rc == MSR_AS_CORRUPT ? " (its intent was already voided)" : "");
+	if (a != NULL && rc == MSR_AS_IO) {
+		pthread_mutex_lock(&a->lock);
+		hint(a, (uint64_t)index);
+		pthread_cond_signal(&a->work);
+		pthread_mutex_unlock(&a->lock);
+	}
+	return -1;
+}
+
+void
+msr_audit_metrics(struct msr_audit *a, char *buf, size_t cap)
+{
+	size_t n = strnlen(buf, cap);
+	int st;
+
+	if (a == NULL || n + 1 >= cap)
+		return;
+	st = atomic_load(&a->state);
+	snprintf(buf + n, cap - n,
+	    "# HELP msreg_audit_integrity_failure 1 when the audit log failed an integrity "
+	    "check and this server refuses to sign\n"
+	    "# TYPE msreg_audit_integrity_failure gauge\n"
+	    "msreg_audit_integrity_failure %d\n"
+	    "# HELP msreg_audit_ready 1 when the sequencer accepts entries\n"
+	    "# TYPE msreg_audit_ready gauge\n"
+	    "msreg_audit_ready %d\n"
+	    "# HELP msreg_audit_tree_size entries in the log as last committed or verified\n"
+	    "# TYPE msreg_audit_tree_size gauge\n"
+	    "msreg_audit_tree_size %" PRIuFAST64 "\n"
+	    "# HELP msreg_audit_writes_voided_total write entries followed by an "
+	    "audit.write_void entry\n"
+	    "# TYPE msreg_audit_writes_voided_total counter\n"
+	    "msreg_audit_writes_voided_total %" PRIuFAST64 "\n"
+	    "# HELP msreg_audit_db_errors_total batches that failed on a database error\n"
+	    "# TYPE msreg_audit_db_errors_total counter\n"
+	    "msreg_audit_db_errors_total %" PRIuFAST64 "\n",
+	    st == SEQ_REFUSING, st == SEQ_READY,
+	    (uint_fast64_t)atomic_load(&a->m_tree_size),
+	    (uint_fast64_t)atomic_load(&a->m_voided),
+	    (uint_fast64_t)atomic_load(&a->m_db_errors));
 }

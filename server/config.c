@@ -56,6 +56,7 @@ static const struct directive directives[] = {
 	D("audit", "max_batch", T_INT, audit_max_batch, 1, 100000),
 	D("audit", "wait_ms", T_INT, audit_wait_ms, 100, 600000),
 	D("audit", "verify_on_start", T_STR, audit_verify_on_start, 0, 0),
+	D("audit", "state_file", T_STR, audit_state_file, 0, 0),
 	D("search", "max_expected_matches", T_DOUBLE, search_max_expected_matches, 0, 1e12),
 	D("search", "max_readings", T_INT, search_max_readings, 1, 64),
 	D("search", "max_positions", T_INT, search_max_positions, 6, 16),
@@ -139,7 +140,7 @@ msr_config_defaults(struct msr_config *cfg)
 	cfg->db_statement_timeout_ms = 30000;
 	set_str(&cfg->audit_origin, "msreg.example/log");
 	set_str(&cfg->audit_key_file, "var/audit.key");
-	cfg->audit_batch_wait_us = 1000;
+	cfg->audit_batch_wait_us = 0;
 	cfg->audit_max_batch = 2048;
 	cfg->audit_wait_ms = 10000;
 	set_str(&cfg->audit_verify_on_start, "full");

@@ -406,14 +406,21 @@ msr_db_command(struct msr_db_conn *c, const char *sql)
 	if (ret != 0)
 		check_broken(c);
 	PQclear(res);
+	if (ret == 0 && strcmp(sql, "COMMIT") == 0)
+		msr_db_committed(c);
+	return ret;
+}
+
+void
+msr_db_committed(struct msr_db_conn *c)
+{
 	/* invariant 4: remember how far a replica must be to show this commit */
-	if (ret == 0 && c->pool->replica != NULL && strcmp(sql, "COMMIT") == 0) {
+	if (c->pool->replica != NULL) {
 		uint64_t lsn = query_lsn(c, "SELECT pg_current_wal_lsn()");
 		if (lsn == 0)   /* unknown: no replica read until a later commit says */
 			lsn = UINT64_MAX;
 		atomic_max_u64(&c->pool->commit_lsn, lsn);
 	}
-	return ret;
 }
 
 void

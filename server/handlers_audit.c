@@ -15,13 +15,16 @@
  *
  * Invariants
  *   1. Nothing is recomputed from leaves: a proof plans the complete subtrees it
- *      needs (merkle.h) and fetches them in one query (msr_audit_fetch_nodes);
+ *      needs (merkle.h) and fetches them in one query (msr_as_nodes; every
+ *      statement on the audit tables is audit_store.c's);
  *      with the size/owner lookups a request reads a handful of rows.
  *   2. Sizes are bounded by the newest committed tree state, so every node a
  *      plan asks for is complete and stored (append-only, never changes).
  *   3. Bad or missing parameters are 400 invalid_field naming the field; an index
  *      that is not in the log is 404 not_found; any database failure is 503.
  */
+#include "msreg/common.h"
+
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -30,6 +33,7 @@
 #include <string.h>
 
 #include "msreg/audit.h"
+#include "msreg/audit_store.h"
 #include "msreg/db.h"
 #include "msreg/handlers.h"
 #include "msreg/merkle.h"
@@ -42,20 +46,6 @@
 #define ENTRIES_MAX     1000
 /* A page stops once its leaves reach this many bytes (at least one entry). */
 #define ENTRIES_PAGE_BYTES (1024 * 1024)
-
-static const struct msr_db_stmt s_checkpoint = {
-	"audit_h_checkpoint",
-	"SELECT tree_size, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1", 0 };
-static const struct msr_db_stmt s_size = {
-	"audit_h_size",
-	"SELECT tree_size FROM audit_tree_state ORDER BY tree_size DESC LIMIT 1", 0 };
-static const struct msr_db_stmt s_entries = {
-	"audit_h_entries",
-	"SELECT idx, leaf FROM audit_entries WHERE idx >= $1::bigint"
-	" ORDER BY idx LIMIT $2::integer", 2 };
-static const struct msr_db_stmt s_entry = {
-	"audit_h_entry",
-	"SELECT leaf, client_id FROM audit_entries WHERE idx = $1::bigint", 1 };
 
 /* ---- helpers ---- */
 
@@ -107,54 +97,45 @@ bad_field(struct msr_req *r, const char *field, const char *fmt, ...)
 static int
 current_size(struct msr_req *r, uint64_t *size)
 {
-	PGresult *res = msr_db_exec(r->db, &s_size, NULL);
+	struct msr_as_head h;
 	int ret = -1;
 
-	if (!msr_db_ok(res)) {
+	if (msr_as_head(r->db, &h) != MSR_AS_OK) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		goto done;
 	}
-	*size = PQntuples(res) ? strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	*size = h.have ? h.size : 0;
 	ret = 0;
 done:
-	PQclear(res);
+	msr_as_head_clear(&h);
 	return ret;
 }
 
 /*
- * Load entry `index` (its exact bytes and client) and check that the caller
+ * Load entry `index` (row: idx, leaf, client_id) and check that the caller
  * may see it: auditors, or the client that made it. 0, or -1 after replying
  * (404 unknown, 403 not yours, 503).
  */
 static int
 entry_for_caller(struct msr_req *r, uint64_t index, PGresult **out)
 {
-	char idx[24];
-	const char *vals[1] = { idx };
-	PGresult *res;
+	PGresult *res = NULL;
 	int64_t owner;
 
-	snprintf(idx, sizeof(idx), "%" PRIu64, index);
-	res = msr_db_exec_params(r->db, &s_entry, vals, NULL, NULL, 1);
-	if (!msr_db_ok(res)) {
-		PQclear(res);
+	if (msr_as_entries(r->db, index, 1, &res) != MSR_AS_OK) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		return -1;
 	}
-	if (PQntuples(res) == 0) {
+	if (PQntuples(res) == 0 ||
+	    msr_load_be((const uint8_t *)PQgetvalue(res, 0, 0), 8) != index) {
 		PQclear(res);
 		msr_reply_error(r, 404, "not_found", json_pack("{s:I}", "index", (json_int_t)index),
 		    "no audit entry %" PRIu64, index);
 		return -1;
 	}
 	owner = -1;
-	if (!PQgetisnull(res, 0, 1) && PQgetlength(res, 0, 1) == 8) {
-		const uint8_t *p = (const uint8_t *)PQgetvalue(res, 0, 1);
-
-		owner = 0;
-		for (int i = 0; i < 8; i++)
-			owner = (int64_t)((uint64_t)owner << 8 | p[i]);
-	}
+	if (!PQgetisnull(res, 0, 2))
+		owner = (int64_t)msr_load_be((const uint8_t *)PQgetvalue(res, 0, 2), 8);
 	if (r->client.role != MSR_ROLE_AUDITOR && owner != r->client.id) {
 		PQclear(res);
 		msr_reply_error(r, 403, "forbidden", json_pack("{s:I}", "index", (json_int_t)index),
@@ -196,32 +177,29 @@ hashes_json(const uint8_t (*h)[HLEN], size_t n)
 void
 msr_h_audit_checkpoint(struct msr_req *r)
 {
-	PGresult *res;
+	struct msr_as_head h;
 	char *text;
 
 	if (msr_req_db(r) == NULL)
 		return;
-	res = msr_db_exec(r->db, &s_checkpoint, NULL);
-	if (!msr_db_ok(res)) {
+	if (msr_as_head(r->db, &h) != MSR_AS_OK) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		goto done;
 	}
-	if (PQntuples(res) == 0) {
+	if (h.note == NULL) {
 		/* Only before the sequencer's first start on an empty database. */
 		msr_reply_unavailable(r, "no checkpoint has been signed yet");
 		goto done;
 	}
-	text = msr_witness_client_decorate(r->srv->witness, PQgetvalue(res, 0, 1),
-	    (size_t)PQgetlength(res, 0, 1));	/* with witness cosignatures */
-	if (text == NULL)
-		text = strdup(PQgetvalue(res, 0, 1));
+	text = msr_witness_client_decorate(r->srv->witness, h.note,
+	    strlen(h.note));	/* with witness cosignatures */
 	if (text == NULL) {
-		msr_reply_unavailable(r, "out of memory");
-		goto done;
+		text = h.note;
+		h.note = NULL;
 	}
 	msr_reply_text(r, 200, "text/plain; charset=utf-8", text);
 done:
-	PQclear(res);
+	msr_as_head_clear(&h);
 }
 
 void
@@ -274,7 +252,7 @@ msr_h_audit_consistency(struct msr_req *r)
 	}
 	msr_merkle_nodes_init(s);
 	if (msr_merkle_plan_consistency(s, first, second) != 0 ||
-	    msr_audit_fetch_nodes(r->db, s) != 0 ||
+	    msr_as_nodes(r->db, s) != MSR_AS_OK ||
 	    msr_merkle_prove_consistency(first, second, msr_merkle_nodes_get, s, proof,
 	    MSR_MERKLE_PROOF_MAX, &n) != 0) {
 		msr_reply_unavailable(r, "the audit tree could not be read");
@@ -292,10 +270,8 @@ done:
 void
 msr_h_audit_entries(struct msr_req *r)
 {
-	char s_start[24], s_limit[24];
-	const char *vals[2] = { s_start, s_limit };
 	uint64_t start, limit;
-	PGresult *res;
+	PGresult *res = NULL;
 	json_t *list;
 
 	if (arg_u64(r, "start", 0, &start) != 0 ||
@@ -308,24 +284,18 @@ msr_h_audit_entries(struct msr_req *r)
 	}
 	if (msr_req_db(r) == NULL)
 		return;
-	snprintf(s_start, sizeof(s_start), "%" PRIu64, start);
-	snprintf(s_limit, sizeof(s_limit), "%" PRIu64, limit);
-	res = msr_db_exec_params(r->db, &s_entries, vals, NULL, NULL, 1);
-	if (!msr_db_ok(res)) {
+	if (msr_as_entries(r->db, start, limit, &res) != MSR_AS_OK) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		goto done;
 	}
 	list = json_array();
 	for (int i = 0, bytes = 0; list != NULL && i < PQntuples(res) &&
 	    (i == 0 || bytes < ENTRIES_PAGE_BYTES); i++) {
-		const uint8_t *p = (const uint8_t *)PQgetvalue(res, i, 0);
 		const char *leaf = PQgetvalue(res, i, 1);
 		size_t len = (size_t)PQgetlength(res, i, 1);
-		json_int_t idx = 0;
+		json_int_t idx = (json_int_t)msr_load_be((const uint8_t *)PQgetvalue(res, i, 0), 8);
 		json_t *entry;
 
-		for (int k = 0; k < 8; k++)
-			idx = (json_int_t)((uint64_t)idx << 8 | p[k]);
 		bytes += (int)len;
 		entry = json_loadb(leaf, len, JSON_DECODE_ANY, NULL);
 		json_array_append_new(list, json_pack("{s:I, s:o, s:o}", "index", idx,
@@ -376,7 +346,7 @@ msr_h_audit_inclusion(struct msr_req *r)
 	}
 	msr_merkle_nodes_init(s);
 	if (msr_merkle_plan_inclusion(s, index, tree_size) != 0 ||
-	    msr_audit_fetch_nodes(r->db, s) != 0 ||
+	    msr_as_nodes(r->db, s) != MSR_AS_OK ||
 	    msr_merkle_prove_inclusion(index, tree_size, msr_merkle_nodes_get, s, proof,
 	    MSR_MERKLE_PROOF_MAX, &n) != 0) {
 		msr_reply_unavailable(r, "the audit tree could not be read");
@@ -396,7 +366,8 @@ msr_h_audit_receipt(struct msr_req *r)
 	struct msr_merkle_nodes *s = NULL;
 	struct msr_note_receipt *rc = NULL;
 	const char *arg = r->capture[0];
-	PGresult *cp = NULL, *entry = NULL;
+	struct msr_as_head cp;
+	PGresult *entry = NULL;
 	uint64_t index = 0, size;
 	char *text = NULL, *cosigned = NULL;
 	size_t len, i;
@@ -417,12 +388,11 @@ msr_h_audit_receipt(struct msr_req *r)
 	msr_audit_note(r, "index", json_integer((json_int_t)index));
 	if (msr_req_db(r) == NULL)
 		return;
-	cp = msr_db_exec(r->db, &s_checkpoint, NULL);
-	if (!msr_db_ok(cp)) {
+	if (msr_as_head(r->db, &cp) != MSR_AS_OK || cp.note == NULL) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		goto done;
 	}
-	size = PQntuples(cp) ? strtoull(PQgetvalue(cp, 0, 0), NULL, 10) : 0;
+	size = cp.size;
 	if (index >= size) {
 		msr_reply_error(r, 404, "not_found", json_pack("{s:I}", "index", (json_int_t)index),
 		    "no audit entry %" PRIu64 " (the log has %" PRIu64 " entries)", index, size);
@@ -438,17 +408,17 @@ msr_h_audit_receipt(struct msr_req *r)
 	}
 	msr_merkle_nodes_init(s);
 	if (msr_merkle_plan_inclusion(s, index, size) != 0 ||
-	    msr_audit_fetch_nodes(r->db, s) != 0 ||
+	    msr_as_nodes(r->db, s) != MSR_AS_OK ||
 	    msr_merkle_prove_inclusion(index, size, msr_merkle_nodes_get, s, rc->proof,
 	    MSR_MERKLE_PROOF_MAX, &rc->nproof) != 0) {
 		msr_reply_unavailable(r, "the audit tree could not be read");
 		goto done;
 	}
 	rc->index = index;
-	rc->extra = (uint8_t *)PQgetvalue(entry, 0, 0);
-	rc->extra_len = (size_t)PQgetlength(entry, 0, 0);
-	rc->note = PQgetvalue(cp, 0, 1);
-	rc->note_len = (size_t)PQgetlength(cp, 0, 1);
+	rc->extra = (uint8_t *)PQgetvalue(entry, 0, 1);
+	rc->extra_len = (size_t)PQgetlength(entry, 0, 1);
+	rc->note = cp.note;
+	rc->note_len = strlen(cp.note);
 	cosigned = msr_witness_client_decorate(r->srv->witness, rc->note, rc->note_len);
 	if (cosigned != NULL) {		/* with witness cosignatures */
 		rc->note = cosigned;
@@ -460,7 +430,7 @@ msr_h_audit_receipt(struct msr_req *r)
 	}
 	msr_reply_text(r, 200, "text/plain; charset=utf-8", text);
 done:
-	PQclear(cp);
+	msr_as_head_clear(&cp);
 	PQclear(entry);
 	free(rc);
 	free(s);

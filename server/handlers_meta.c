@@ -47,6 +47,8 @@ msr_h_metrics(struct msr_req *r)
 	msr_db_metrics(r->srv->db, extra + strlen(extra), sizeof(extra) - strlen(extra));
 	msr_witness_client_metrics(r->srv->witness, extra, sizeof(extra));
 	msr_budget_metrics(extra, sizeof(extra));
+	if (r->srv->audit != NULL)
+		msr_audit_metrics(r->srv->audit, extra, sizeof(extra));
 	text = msr_metrics_render(r->srv->metrics, extra);
 	if (text == NULL) {
 		msr_reply_unavailable(r, "out of memory");

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "msreg/audit_store.h"
 #include "msreg/db.h"
 #include "msreg/handlers.h"
 #include "msreg/server.h"
@@ -46,18 +47,6 @@
 #define CACHE_FULL    "public, max-age=31536000, immutable"
 #define CACHE_PARTIAL "public, max-age=5"
 #define OCTETS        "application/octet-stream"
-
-static const struct msr_db_stmt s_cp = {
-	"tiles_checkpoint",
-	"SELECT tree_size, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1", 0 };
-static const struct msr_db_stmt s_hashes = {
-	"tiles_hashes",
-	"SELECT idx, hash FROM audit_hashes WHERE level = $1::smallint"
-	" AND idx >= $2::bigint AND idx < $3::bigint ORDER BY idx", 3 };
-static const struct msr_db_stmt s_leaves = {
-	"tiles_leaves",
-	"SELECT idx, leaf FROM audit_entries"
-	" WHERE idx >= $1::bigint AND idx < $2::bigint ORDER BY idx", 2 };
 
 static uint64_t
 be64(const char *p)
@@ -73,31 +62,27 @@ be64(const char *p)
 static int
 newest(struct msr_req *r, uint64_t *size, char **note)
 {
-	PGresult *res;
+	struct msr_as_head h;
 	int ret = -1;
 
 	if (msr_req_db(r) == NULL)
 		return -1;
-	res = msr_db_exec(r->db, &s_cp, NULL);
-	if (!msr_db_ok(res)) {
+	if (msr_as_head(r->db, &h) != MSR_AS_OK) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		goto done;
 	}
-	if (PQntuples(res) == 0) {
+	if (h.note == NULL) {
 		msr_reply_unavailable(r, "no checkpoint has been signed yet");
 		goto done;
 	}
-	*size = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	*size = h.size;
 	if (note != NULL) {
-		*note = strdup(PQgetvalue(res, 0, 1));
-		if (*note == NULL) {
-			msr_reply_unavailable(r, "out of memory");
-			goto done;
-		}
+		*note = h.note;
+		h.note = NULL;
 	}
 	ret = 0;
 done:
-	PQclear(res);
+	msr_as_head_clear(&h);
 	return ret;
 }
 
@@ -150,8 +135,6 @@ msr_h_tlog_checkpoint(struct msr_req *r)
 void
 msr_h_tile(struct msr_req *r)
 {
-	char s_level[8], s_lo[24], s_hi[24];
-	const char *vals[3] = { s_level, s_lo, s_hi };
 	const char *ls = r->capture[0];
 	PGresult *res = NULL;
 	uint64_t n, size, count;
@@ -180,11 +163,8 @@ msr_h_tile(struct msr_req *r)
 		not_found(r, "no such tile at the current tree size");
 		return;
 	}
-	snprintf(s_level, sizeof(s_level), "%u", level * MSR_TILE_HEIGHT);
-	snprintf(s_lo, sizeof(s_lo), "%" PRIu64, n * MSR_TILE_WIDTH);
-	snprintf(s_hi, sizeof(s_hi), "%" PRIu64, n * MSR_TILE_WIDTH + w);
-	res = msr_db_exec_params(r->db, &s_hashes, vals, NULL, NULL, 1);
-	if (!msr_db_ok(res)) {
+	if (msr_as_level(r->db, level * MSR_TILE_HEIGHT, n * MSR_TILE_WIDTH,
+	    n * MSR_TILE_WIDTH + w, &res) != MSR_AS_OK) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		goto done;
 	}
@@ -214,8 +194,6 @@ done:
 void
 msr_h_tile_entries(struct msr_req *r)
 {
-	char s_lo[24], s_hi[24];
-	const char *vals[2] = { s_lo, s_hi };
 	PGresult *res = NULL;
 	uint64_t n, size;
 	unsigned w;
@@ -232,10 +210,7 @@ msr_h_tile_entries(struct msr_req *r)
 		not_found(r, "no such entry bundle at the current tree size");
 		return;
 	}
-	snprintf(s_lo, sizeof(s_lo), "%" PRIu64, n * MSR_TILE_WIDTH);
-	snprintf(s_hi, sizeof(s_hi), "%" PRIu64, n * MSR_TILE_WIDTH + w);
-	res = msr_db_exec_params(r->db, &s_leaves, vals, NULL, NULL, 1);
-	if (!msr_db_ok(res)) {
+	if (msr_as_entries(r->db, n * MSR_TILE_WIDTH, w, &res) != MSR_AS_OK) {
 		msr_reply_unavailable(r, "the database is unavailable");
 		goto done;
 	}

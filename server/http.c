@@ -42,9 +42,10 @@
  *     whose transaction waits for its entry (invariant 6).
  *  6. A write transaction (msr_req_commit) commits only after its audit entry
  *     is durable; if the entry fails it is rolled back; if the commit fails
- *     after the entry, a second entry records that nothing was stored and the
- *     reply is 503. So every stored change has a durable entry, and the log
- *     never claims a change that was not made without saying so.
+ *     after the entry, the reply is 503 and the sequencer records that nothing
+ *     was stored (an audit.write_void entry, audit.c "Writes"). So every
+ *     stored change has a durable entry, and the log never claims a change
+ *     that was not made without saying so.
  */
 #include "msreg/http.h"
 
@@ -830,7 +831,9 @@ audit_request(struct msr_req *r)
 		text = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
 	}
 	if (text == NULL || strlen(text) > MSR_AUDIT_ENTRY_MAX || r->srv->audit == NULL ||
-	    msr_audit_append(r->srv->audit, text, strlen(text), r->client.id, &index) != 0) {
+	    (r->commit_pending ?
+	    msr_audit_append_write(r->srv->audit, text, strlen(text), r->client.id, &index) :
+	    msr_audit_append(r->srv->audit, text, strlen(text), r->client.id, &index)) != 0) {
 		log_warn("audit append failed for %s (client %lld); answering 503",
 		    r->route->action, (long long)r->client.id);
 		msr_reply_unavailable(r, "the audit log is unavailable; the request was not answered");
@@ -856,15 +859,17 @@ finish_write(struct msr_req *r, int audited)
 		return;
 	if (audited && first < 0)
 		return;             /* the entry failed: released below, rolled back */
-	if (msr_db_command(r->db, "COMMIT") == 0)
+	/*
+	 * An audited write commits with its intent resolved (audit.c, "Writes");
+	 * if it does not, the sequencer appends an audit.write_void entry naming
+	 * `first`, so no second entry is written here.
+	 */
+	if (audited ? msr_audit_commit_write(r->srv->audit, r->db, first) == 0 :
+	    msr_db_command(r->db, "COMMIT") == 0)
 		return;
 	log_error("commit failed for %s %s after its audit entry %lld was durable;"
 	    " nothing was stored", r->method, r->path, (long long)first);
 	msr_reply_unavailable(r, "the database failed while committing; nothing was stored");
-	if (audited) {
-		msr_audit_note(r, "commit_failed_for", json_integer(first));
-		audit_request(r);
-	}
 }
 
 /*

@@ -33,7 +33,7 @@
 #include <string.h>
 
 #include "msreg/common.h"
-#include "msreg/http.h"
+#include "msreg/routes.h"
 
 #include <time.h>
 
@@ -219,8 +219,8 @@ route_labels(const struct msr_metrics *m, size_t i, char *buf, size_t len)
 	if (i == m->nroutes)
 		snprintf(buf, len, "route=\"unrouted\",method=\"\"");
 	else
-		snprintf(buf, len, "route=\"%s\",method=\"%s\"", msr_routes[i].pattern,
-		    msr_routes[i].method);
+		snprintf(buf, len, "route=\"%s\",method=\"%s\"", msr_route_pattern(i),
+		    msr_route_method(i));
 }
 
 static void

@@ -49,6 +49,7 @@
  */
 #include "msreg/note.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -760,6 +761,107 @@ msr_note_checkpoint_sign(const struct msr_note_signer *s,
 	ret = 0;
 done:
 	free(text);
+	return ret;
+}
+
+int
+msr_note_checkpoint_open(const struct msr_note_verifier *v, const char *note,
+    struct msr_note_checkpoint *cp)
+{
+	size_t text_len;
+
+	if (note == NULL || msr_note_open(v, note, strlen(note), &text_len, NULL) != 0 ||
+	    msr_note_checkpoint_parse(cp, note, text_len) != 0 ||
+	    strcmp(cp->origin, v->name) != 0)
+		return -1;
+	return 0;
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+/*
+ * Read at most cap - 1 bytes of path into buf (NUL-terminated). 0, or -1 with
+ * errno set (EFBIG when the file is larger).
+ */
+static int
+read_small(const char *path, char *buf, size_t cap, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	size_t n;
+	int ret = -1;
+
+	if (f == NULL)
+		return -1;
+	n = fread(buf, 1, cap - 1, f);
+	if (ferror(f))
+		goto done;
+	if (n == cap - 1 && fgetc(f) != EOF) {
+		errno = EFBIG;
+		goto done;
+	}
+	buf[n] = '\0';
+	*len = n;
+	ret = 0;
+done:
+	fclose(f);
+	return ret;
+}
+
+int
+msr_note_signer_load(const char *path, struct msr_note_signer *s, char *err,
+    size_t errlen)
+{
+	char buf[MSR_NOTE_KEY_TEXT_MAX + 2];
+	size_t n = 0;
+	int ret = -1;
+
+	if (read_small(path, buf, sizeof(buf), &n) != 0) {
+		snprintf(err, errlen, "cannot read the audit signer key %s: %s", path,
+		    strerror(errno));
+		goto done;
+	}
+	if (msr_note_signer_parse(s, buf, n) != 0) {
+		snprintf(err, errlen, "%s is not a signer key (PRIVATE+KEY+<name>+<id>+<key>)",
+		    path);
+		goto done;
+	}
+	ret = 0;
+done:
+	sodium_memzero(buf, sizeof(buf));
+	return ret;
+}
+
+int
+msr_note_checkpoint_load(const char *path, const struct msr_note_verifier *v,
+    char **note, struct msr_note_checkpoint *cp, int *missing, char *err,
+    size_t errlen)
+{
+	char *buf = malloc(MSR_NOTE_MAX_LEN + 1);
+	size_t n = 0;
+	int ret = -1;
+
+	*note = NULL;
+	if (missing != NULL)
+		*missing = 0;
+	if (buf == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	if (read_small(path, buf, MSR_NOTE_MAX_LEN + 1, &n) != 0) {
+		if (errno == ENOENT && missing != NULL)
+			*missing = 1;
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		goto done;
+	}
+	if (strlen(buf) != n || msr_note_checkpoint_open(v, buf, cp) != 0) {
+		snprintf(err, errlen, "%s is not a checkpoint signed by %s", path, v->name);
+		goto done;
+	}
+	*note = buf;
+	buf = NULL;
+	ret = 0;
+done:
+	free(buf);
 	return ret;
 }
 

@@ -6,6 +6,7 @@
  * only batch routes take MSR_BODY_LARGE ([http] body_limit).
  */
 #include "msreg/handlers.h"
+#include "msreg/routes.h"
 
 #define R(x) MSR_ROLE(MSR_ROLE_##x)
 
@@ -81,3 +82,15 @@ const struct msr_route msr_routes[] = {
 };
 
 const size_t msr_routes_len = sizeof(msr_routes) / sizeof(msr_routes[0]);
+
+const char *
+msr_route_pattern(size_t i)
+{
+	return i < msr_routes_len ? msr_routes[i].pattern : "";
+}
+
+const char *
+msr_route_method(size_t i)
+{
+	return i < msr_routes_len ? msr_routes[i].method : "";
+}

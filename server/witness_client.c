@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "msreg/audit.h"
+#include "msreg/audit_store.h"
 #include "msreg/config.h"
 #include "msreg/cosig.h"
 #include "msreg/db.h"
@@ -75,10 +76,6 @@
 #define RESP_MAX	(64 * 1024)
 #define ATTEMPTS	3
 #define HLEN		MSR_MERKLE_HASH_LEN
-
-static const struct msr_db_stmt s_newest = {
-	"witness_newest",
-	"SELECT tree_size, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1", 0 };
 
 struct witness {
 	char			 host[256], port[8], prefix[256];
@@ -303,7 +300,7 @@ proof_lines(struct msr_db_conn *c, uint64_t old, uint64_t size, char *out, size_
 		return -1;
 	msr_merkle_nodes_init(s);
 	if (old > 0 && old < size &&
-	    (msr_merkle_plan_consistency(s, old, size) != 0 || msr_audit_fetch_nodes(c, s) != 0 ||
+	    (msr_merkle_plan_consistency(s, old, size) != 0 || msr_as_nodes(c, s) != MSR_AS_OK ||
 	    msr_merkle_prove_consistency(old, size, msr_merkle_nodes_get, s, proof,
 	    MSR_MERKLE_PROOF_MAX, &n) != 0))
 		goto done;
@@ -467,19 +464,19 @@ static void
 round_once(struct msr_witness_client *wc)
 {
 	struct msr_db_conn *c = msr_db_acquire(wc->db);
-	PGresult *res = NULL;
+	struct msr_as_head h;
 	const char *note;
 	size_t note_len, text_len;
 	uint64_t size;
 
+	memset(&h, 0, sizeof(h));
 	if (c == NULL)
 		return;
-	res = msr_db_exec(c, &s_newest, NULL);
-	if (!msr_db_ok(res) || PQntuples(res) == 0)
+	if (msr_as_head(c, &h) != MSR_AS_OK || h.note == NULL)
 		goto done;
-	size = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-	note = PQgetvalue(res, 0, 1);
-	note_len = (size_t)PQgetlength(res, 0, 1);
+	size = h.size;
+	note = h.note;
+	note_len = strlen(h.note);
 	if (msr_cosig_note_text(note, note_len, &text_len) != 0)
 		goto done;
 	for (int i = 0; i < wc->n; i++) {
@@ -495,7 +492,7 @@ round_once(struct msr_witness_client *wc)
 			submit(wc, i, c, size, note, note_len, text_len);
 	}
 done:
-	PQclear(res);
+	msr_as_head_clear(&h);
 	msr_db_release(c);
 }
 

@@ -9,6 +9,13 @@
  *    tree verify with the entry carried in "extra", with the entry given
  *    explicitly, and fail for a wrong entry, a wrong index, a mutated proof
  *    hash, or a checkpoint signed by another key.
+ * 3. The streaming verifier (msr_av_*) on the same leaves: checkpoints at
+ *    sizes 3 and 8 pass; a wrong root, a missing, repeated or altered entry, an
+ *    entry beyond the newest checkpoint each fail and name the first bad
+ *    entry; a saved checkpoint ("--since") passes when the log extends it and
+ *    fails when the log was cut below it or rewritten under it.
+ * 4. msr_note_checkpoint_load / msr_note_signer_load read files and refuse a
+ *    checkpoint by another key; a missing file is reported as missing.
  */
 #include <check.h>
 #include <sodium.h>
@@ -18,6 +25,7 @@
 
 #include "harness.h"
 #include "msreg/audit_verify.h"
+#include <unistd.h>
 #include "msreg/merkle.h"
 #include "msreg/note.h"
 
@@ -178,6 +186,164 @@ START_TEST(receipts)
 }
 END_TEST
 
+/* Root of the first n vector leaves. */
+static void
+root_of(uint64_t n, uint8_t out[HLEN])
+{
+	ck_assert_int_eq(msr_merkle_root(n, get, NULL, out), 0);
+}
+
+/* Feed leaves [0, n) (order[] if given) with stored hashes; 0 when verified. */
+static int
+feed(struct msr_av *v, const uint64_t *order, size_t n, int alter)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t k = order != NULL ? order[i] : i;
+		uint8_t h[HLEN];
+
+		msr_merkle_leaf_hash(leaves[k], leaf_len[k], h);
+		if (alter && k == 5)
+			h[0] ^= 1;	/* stored hash disagrees with the entry */
+		if (msr_av_entry(v, k, leaves[k], leaf_len[k], 1, h) != 0)
+			return -1;
+	}
+	return msr_av_finish(v);
+}
+
+START_TEST(streaming_verifier)
+{
+	struct msr_av_checkpoint cps[2];
+	struct msr_audit_report rep;
+	struct msr_note_checkpoint since;
+	struct msr_av v;
+	const uint64_t gap[] = { 0, 1, 2, 4, 5, 6, 7 }, dup[] = { 0, 1, 1, 2 };
+
+	cps[0].size = 3;
+	root_of(3, cps[0].root);
+	cps[1].size = 8;
+	root_of(8, cps[1].root);
+
+	msr_audit_report_init(&rep);
+	msr_av_init(&v, cps, 2, 8, &rep);
+	ck_assert_msg(feed(&v, NULL, 8, 0) == 0, "%s", rep.message);
+	ck_assert_uint_eq(rep.entries, 8);
+	ck_assert_uint_eq(rep.tree_size, 8);
+	msr_av_free(&v);
+
+	/* a checkpoint root that the entries do not give */
+	cps[0].root[0] ^= 1;
+	msr_audit_report_init(&rep);
+	msr_av_init(&v, cps, 2, 8, &rep);
+	ck_assert_int_ne(feed(&v, NULL, 8, 0), 0);
+	ck_assert_int_eq(rep.bad_index, 0);
+	msr_av_free(&v);
+	cps[0].root[0] ^= 1;
+
+	/* a missing entry, a repeated one, an altered one, a short log, one too many */
+	msr_audit_report_init(&rep);
+	msr_av_init(&v, cps, 2, 8, &rep);
+	ck_assert_int_ne(feed(&v, gap, 7, 0), 0);
+	ck_assert_int_eq(rep.bad_index, 3);
+	msr_av_free(&v);
+	msr_audit_report_init(&rep);
+	msr_av_init(&v, cps, 2, 8, &rep);
+	ck_assert_int_ne(feed(&v, dup, 4, 0), 0);
+	ck_assert_int_eq(rep.bad_index, 2);
+	msr_av_free(&v);
+	msr_audit_report_init(&rep);
+	msr_av_init(&v, cps, 2, 8, &rep);
+	ck_assert_int_ne(feed(&v, NULL, 8, 1), 0);
+	ck_assert_int_eq(rep.bad_index, 5);
+	ck_assert_ptr_nonnull(strstr(rep.message, "altered"));
+	msr_av_free(&v);
+	msr_audit_report_init(&rep);
+	msr_av_init(&v, cps, 2, 8, &rep);
+	ck_assert_int_ne(feed(&v, NULL, 7, 0), 0);
+	ck_assert_int_eq(rep.bad_index, 7);
+	msr_av_free(&v);
+	msr_audit_report_init(&rep);
+	msr_av_init(&v, cps, 1, 3, &rep);
+	ck_assert_int_ne(feed(&v, NULL, 4, 0), 0);
+	ck_assert_int_eq(rep.bad_index, 3);
+	msr_av_free(&v);
+
+	/* --since: extended, cut below, rewritten under */
+	memset(&since, 0, sizeof(since));
+	since.size = 5;
+	root_of(5, since.root);
+	msr_audit_report_init(&rep);
+	msr_av_init(&v, cps, 2, 8, &rep);
+	ck_assert_int_eq(msr_av_since(&v, &since), 0);
+	ck_assert_msg(feed(&v, NULL, 8, 0) == 0, "%s", rep.message);
+	msr_av_free(&v);
+	msr_audit_report_init(&rep);
+	msr_av_init(&v, cps, 1, 3, &rep);
+	ck_assert_int_ne(msr_av_since(&v, &since), 0);
+	ck_assert_ptr_nonnull(strstr(rep.message, "shrank"));
+	msr_av_free(&v);
+	since.root[3] ^= 1;
+	msr_audit_report_init(&rep);
+	msr_av_init(&v, cps, 2, 8, &rep);
+	ck_assert_int_eq(msr_av_since(&v, &since), 0);
+	ck_assert_int_ne(feed(&v, NULL, 8, 0), 0);
+	ck_assert_ptr_nonnull(strstr(rep.message, "does not extend"));
+	msr_av_free(&v);
+}
+END_TEST
+
+START_TEST(files)
+{
+	char path[] = "/tmp/check_audit_XXXXXX";
+	struct msr_note_checkpoint cp;
+	struct msr_note_signer other, loaded;
+	char *got = NULL, *forged = NULL, err[512], key[MSR_NOTE_KEY_TEXT_MAX];
+	int fd = mkstemp(path), missing = -1;
+	size_t len;
+	FILE *f;
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	f = fopen(path, "w");
+	fputs(note, f);
+	fclose(f);
+	ck_assert_int_eq(msr_note_checkpoint_load(path, &verifier, &got, &cp, &missing, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(missing, 0);
+	ck_assert_uint_eq(cp.size, 8);
+	ck_assert_str_eq(got, note);
+	free(got);
+	/* signed by another key of the same name */
+	ck_assert_int_eq(msr_note_signer_generate(&other, "registry.example/msreg"), 0);
+	memset(&cp, 0, sizeof(cp));
+	snprintf(cp.origin, sizeof(cp.origin), "registry.example/msreg");
+	cp.size = 8;
+	ck_assert_int_eq(msr_note_checkpoint_sign(&other, &cp, &forged, &len), 0);
+	f = fopen(path, "w");
+	fputs(forged, f);
+	fclose(f);
+	free(forged);
+	ck_assert_int_ne(msr_note_checkpoint_load(path, &verifier, &got, &cp, &missing, err,
+	    sizeof(err)), 0);
+	ck_assert_ptr_null(got);
+	ck_assert_int_eq(missing, 0);
+	/* a signer key file */
+	ck_assert_int_eq(msr_note_signer_format(&other, key, sizeof(key)), 0);
+	f = fopen(path, "w");
+	fputs(key, f);
+	fputs("\n", f);
+	fclose(f);
+	ck_assert_int_eq(msr_note_signer_load(path, &loaded, err, sizeof(err)), 0);
+	ck_assert_mem_eq(loaded.v.pub, other.v.pub, sizeof(loaded.v.pub));
+	msr_note_signer_wipe(&loaded);
+	msr_note_signer_wipe(&other);
+	unlink(path);
+	ck_assert_int_ne(msr_note_checkpoint_load(path, &verifier, &got, &cp, &missing, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(missing, 1);
+	ck_assert_int_ne(msr_note_signer_load(path, &loaded, err, sizeof(err)), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -187,6 +353,8 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, checkpoint_open);
 	tcase_add_test(tc, receipts);
+	tcase_add_test(tc, streaming_verifier);
+	tcase_add_test(tc, files);
 	suite_add_tcase(s, tc);
 	return msr_test_run(s, 0);
 }

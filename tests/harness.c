@@ -269,6 +269,12 @@ msr_it_setup_at(struct msr_it *it, const char *name, const char *extra_ini,
 	snprintf(origin, sizeof(origin), "it.msreg.test/%s", name);
 	unlink(it->keyfile);
 	{
+		char state[700];
+
+		snprintf(state, sizeof(state), "%s.state", it->keyfile);
+		unlink(state);	/* the audit high-water mark of an earlier run */
+	}
+	{
 		char *argv[] = { path, "keygen", "--name", origin, "--out", it->keyfile, NULL };
 		if (msr_it_run(argv, &out) != 0)
 			die("msreg keygen failed");

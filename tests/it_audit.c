@@ -679,28 +679,30 @@ log_mentions(const char *needle)
 START_TEST(tampering_is_named_and_refused)
 {
 	struct msr_it_resp r;
-	char *out = NULL;
-	long st;
+	char *out = NULL, sql[1200], want[32];
+	long st, idx[10];
 
 	for (int i = 0; i < 10; i++) {
 		char id[16];
 
 		snprintf(id, sizeof(id), "t%d", i);
-		make_manufacturer(id, &st);
+		idx[i] = make_manufacturer(id, &st);
 		ck_assert_int_eq(st, 201);
 	}
 	ck_assert_int_eq(verify_db_cli(&out), 0);
 	free(out);
 
-	/* a superuser rewrites entry 4 behind the triggers' back */
-	ck_assert_int_eq(msr_it_sql(&it,
+	/* a superuser rewrites t2's entry behind the triggers' back */
+	snprintf(sql, sizeof(sql),
 	    "ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_append_only;"
-	    "CREATE TABLE saved AS SELECT * FROM audit_entries WHERE idx = 4;"
+	    "CREATE TABLE saved AS SELECT * FROM audit_entries WHERE idx = %ld;"
 	    "UPDATE audit_entries SET leaf = convert_to(replace(convert_from(leaf, 'UTF8'),"
-	    " '\"status\":201', '\"status\":404'), 'UTF8') WHERE idx = 4;"
-	    "ALTER TABLE audit_entries ENABLE TRIGGER audit_entries_append_only"), 0);
+	    " '\"status\":201', '\"status\":404'), 'UTF8') WHERE idx = %ld;"
+	    "ALTER TABLE audit_entries ENABLE TRIGGER audit_entries_append_only", idx[2], idx[2]);
+	ck_assert_int_eq(msr_it_sql(&it, sql), 0);
+	snprintf(want, sizeof(want), "entry %ld", idx[2]);
 	ck_assert_int_ne(verify_db_cli(&out), 0);
-	ck_assert_msg(strstr(out, "entry 4") != NULL, "verifier output: %s", out);
+	ck_assert_msg(strstr(out, want) != NULL, "verifier output: %s", out);
 	free(out);
 	ck_assert_int_ne(verify_url_cli(&out), 0);
 	free(out);
@@ -712,20 +714,22 @@ START_TEST(tampering_is_named_and_refused)
 	ck_assert_str_eq(msr_it_error_code(&r), "unavailable");
 	ck_assert_int_eq(r.audit_index, -1);
 	msr_it_resp_free(&r);
-	ck_assert(log_mentions("entry 4"));
+	ck_assert(log_mentions(want));
 
-	/* restore it; now delete entry 7 instead */
-	ck_assert_int_eq(msr_it_sql(&it,
+	/* restore it; now delete t5's entry instead */
+	snprintf(sql, sizeof(sql),
 	    "ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_append_only;"
 	    "UPDATE audit_entries e SET leaf = s.leaf FROM saved s WHERE e.idx = s.idx;"
-	    "DELETE FROM audit_entries WHERE idx = 7;"
-	    "ALTER TABLE audit_entries ENABLE TRIGGER audit_entries_append_only"), 0);
+	    "DELETE FROM audit_entries WHERE idx = %ld;"
+	    "ALTER TABLE audit_entries ENABLE TRIGGER audit_entries_append_only", idx[5]);
+	ck_assert_int_eq(msr_it_sql(&it, sql), 0);
+	snprintf(want, sizeof(want), "entry %ld", idx[5]);
 	ck_assert_int_ne(verify_db_cli(&out), 0);
-	ck_assert_msg(strstr(out, "entry 7") != NULL, "verifier output: %s", out);
+	ck_assert_msg(strstr(out, want) != NULL, "verifier output: %s", out);
 	free(out);
 	restart();
 	ck_assert_int_eq(msr_it_status(&it, "GET", "/readyz", NULL, NULL), 503);
-	ck_assert(log_mentions("entry 7"));
+	ck_assert(log_mentions(want));
 }
 END_TEST
 

@@ -34,6 +34,9 @@
 #include "it_ops.h"
 #include "msreg/common.h"
 
+/* The high-water mark is in main now (auditcore): [audit] state_file. */
+#define BACKUP_HWM_KEY "state_file"
+
 #define NFIREARMS 4000
 #define NSOLD     100
 #define NQUERIES  40

@@ -141,7 +141,7 @@ static const char *const expected_columns =
 	"audit_entries.created_at:SELECT,audit_entries.idx:INSERT,audit_entries.idx:SELECT,"
 	"audit_entries.leaf:INSERT,audit_entries.leaf:SELECT,audit_hashes.hash:INSERT,"
 	"audit_hashes.hash:SELECT,audit_hashes.idx:INSERT,audit_hashes.idx:SELECT,"
-	"audit_hashes.level:INSERT,audit_hashes.level:SELECT,audit_tree_state.batch_size:INSERT,"
+	"audit_hashes.level:INSERT,audit_hashes.level:SELECT,audit_pending.idx:INSERT,audit_tree_state.batch_size:INSERT,"
 	"audit_tree_state.batch_size:SELECT,audit_tree_state.root:INSERT,"
 	"audit_tree_state.root:SELECT,audit_tree_state.sequenced_at:SELECT,"
 	"audit_tree_state.tree_size:INSERT,audit_tree_state.tree_size:SELECT,"

@@ -9,7 +9,7 @@ struct msr_config;
 
 /* msreg keygen --name ORIGIN --out FILE (cli_keygen.c) */
 int msr_cli_keygen(const struct msr_config *cfg, int argc, char **argv);
-/* msreg audit verify ... | msreg audit receipt verify ... (audit_verify.c) */
+/* msreg audit verify ... | msreg audit receipt verify ... (cli_audit.c) */
 int msr_cli_audit(const struct msr_config *cfg, int argc, char **argv);
 
 /* msreg import|search|lookup --url URL ... (cli_client.c; HTTP, libcurl) */

@@ -42,10 +42,11 @@ struct msr_config {
 	/* [audit] */
 	char     *audit_origin;
 	char     *audit_key_file;
-	int       audit_batch_wait_us;       /* group-commit collection window */
+	int       audit_batch_wait_us;       /* optional collection window (0 = none) */
 	int       audit_max_batch;
 	int       audit_wait_ms;             /* longest a request waits for its entry */
 	char     *audit_verify_on_start;     /* "full" or "tail" */
+	char     *audit_state_file;          /* high-water mark; NULL = key_file ".state" */
 	/* [search] */
 	double    search_max_expected_matches;
 	int       search_max_readings;

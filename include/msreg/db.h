@@ -62,6 +62,11 @@ PGresult *msr_db_exec_params(struct msr_db_conn *c, const struct msr_db_stmt *s,
                              const int *formats, int result_format);
 /* Run a fixed command (BEGIN, COMMIT, ...). Returns 0 on success. */
 int msr_db_command(struct msr_db_conn *c, const char *sql);
+/*
+ * Tell the pool that c just committed by other means than msr_db_command
+ * (a pipelined COMMIT, audit_store.c), so that replica reads wait for it.
+ */
+void msr_db_committed(struct msr_db_conn *c);
 
 /*
  * Read replica ([database] read_url). The primary pool takes ownership of

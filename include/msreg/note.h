@@ -1,6 +1,7 @@
 /*
  * note.h — C2SP signed notes (Ed25519), tlog checkpoints and tlog-proof receipts
- * (pure, no I/O).
+ * (pure, no I/O, except msr_note_signer_load and msr_note_checkpoint_load, which
+ * read one small file).
  *
  *   signer key    PRIVATE+KEY+<name>+<key id hex>+<base64(0x01 || 32-byte seed)>
  *   verifier key  <name>+<key id hex>+<base64(0x01 || 32-byte public key)>
@@ -112,6 +113,26 @@ int msr_note_checkpoint_parse(struct msr_note_checkpoint *c, const char *text,
 /* Format c and sign it as a note by s (normally s's name is c->origin). */
 int msr_note_checkpoint_sign(const struct msr_note_signer *s,
     const struct msr_note_checkpoint *c, char **out, size_t *out_len);
+/*
+ * Open a signed checkpoint note (NUL-terminated): signed by v, well formed, and
+ * its origin is v's name. 0 and *cp filled (cp->ext borrows from note), or -1.
+ */
+int msr_note_checkpoint_open(const struct msr_note_verifier *v, const char *note,
+    struct msr_note_checkpoint *cp);
+
+/*
+ * Files. msr_note_signer_load reads a signer key file (the text form above,
+ * PRIVATE+KEY+...) into s; the caller wipes s. msr_note_checkpoint_load reads a
+ * signed checkpoint note of at most MSR_NOTE_MAX_LEN bytes into *note (malloc,
+ * NUL-terminated; caller frees) and opens it with v into *cp (cp->ext borrows
+ * from *note). Both return 0, or -1 with a reason in err (and, for a checkpoint
+ * file that does not exist, *missing = 1 when missing is not NULL).
+ */
+int msr_note_signer_load(const char *path, struct msr_note_signer *s, char *err,
+    size_t errlen);
+int msr_note_checkpoint_load(const char *path, const struct msr_note_verifier *v,
+    char **note, struct msr_note_checkpoint *cp, int *missing, char *err,
+    size_t errlen);
 
 /* Receipts: C2SP tlog-proof. */
 struct msr_note_receipt {
