@@ -11,23 +11,128 @@
  *      over the whole history (A-only, A+B and B-only checkpoints), new
  *      receipts verify with B and not with A alone, and B alone does not
  *      verify the A-only history (the test can fail).
+ * A witness (`msreg witness`) cosigns throughout: configured with A during the
+ * rotation (the doubly signed checkpoints carry A's line), then with B.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "msreg/audit_verify.h"
+#include "msreg/cosig.h"
 #include "msreg/note.h"
 
 static struct msr_it it;
 static char auditor[128];
 static char vkey_a[512], vkey_b[512], keyfile_b[700], state_a[700];
 static struct msr_note_verifier va, vb;
+
+/* the witness: a child process this test starts and stops by its pid */
+static struct {
+	pid_t	pid;
+	int	port;
+	char	key[700], config[700], state[700], log[700], vkey[512];
+	struct msr_cosig_verifier v;
+} W;
+
+static int
+free_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* (Re)start the witness trusting the log key vkey. */
+static void
+witness_start(const char *vkey)
+{
+	char path[600];
+	FILE *f = fopen(W.config, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[witness]\naddress = 127.0.0.1\nport = %d\nkey_file = %s\n"
+	    "state_file = %s\nlog = %s\n", W.port, W.key, W.state, vkey);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/msreg", it.bin);
+	W.pid = fork();
+	ck_assert_int_ge(W.pid, 0);
+	if (W.pid == 0) {
+		FILE *log = fopen(W.log, "a");
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (log != NULL)
+			dup2(fileno(log), STDERR_FILENO);
+		execl(path, path, "witness", "--config", W.config, (char *)NULL);
+		_exit(127);
+	}
+	sleep_ms(300);
+}
+
+static void
+witness_stop(void)
+{
+	int st;
+
+	if (W.pid <= 0)
+		return;
+	kill(W.pid, SIGTERM);
+	waitpid(W.pid, &st, 0);
+	W.pid = 0;
+}
+
+/* The served checkpoint once the witness cosigned it (size >= min), or NULL. */
+static char *
+cosigned(struct msr_it *m, uint64_t min)
+{
+	for (int t = 0; t < 20000; t += 100) {
+		struct msr_it_resp r;
+		struct msr_note_checkpoint cp;
+		size_t text_len;
+
+		if (msr_it_request(m, "GET", "/v1/audit/checkpoint", NULL, NULL, NULL, &r) == 0 &&
+		    r.status == 200 && msr_cosig_verify(&W.v, r.body, strlen(r.body), NULL) == 0 &&
+		    msr_cosig_note_text(r.body, strlen(r.body), &text_len) == 0 &&
+		    msr_note_checkpoint_parse(&cp, r.body, text_len) == 0 && cp.size >= min) {
+			char *body = strdup(r.body);
+
+			msr_it_resp_free(&r);
+			return body;
+		}
+		msr_it_resp_free(&r);
+		sleep_ms(100);
+	}
+	return NULL;
+}
 
 static void
 setup(void)
@@ -37,11 +142,31 @@ setup(void)
 	snprintf(vkey_a, sizeof(vkey_a), "%s", it.vkey);
 	ck_assert_int_eq(msr_note_verifier_parse(&va, vkey_a, strlen(vkey_a)), 0);
 	msr_it_client(&it, "auditor", "aud", NULL, auditor, sizeof(auditor));
+	W.port = free_port();
+	snprintf(W.key, sizeof(W.key), "%s/w1.key", it.dir);
+	snprintf(W.config, sizeof(W.config), "%s/w1.ini", it.dir);
+	snprintf(W.state, sizeof(W.state), "%s/w1.state", it.dir);
+	snprintf(W.log, sizeof(W.log), "%s/w1.log", it.dir);
+	unlink(W.key);
+	unlink(W.state);
+	{
+		char path[600], *out = NULL;
+		char *argv[] = { path, "witness", "keygen", "--name", "witness.example/w1",
+		    "--out", W.key, NULL };
+
+		snprintf(path, sizeof(path), "%s/msreg", it.bin);
+		ck_assert_int_eq(msr_it_run(argv, &out), 0);
+		out[strcspn(out, "\n")] = '\0';
+		snprintf(W.vkey, sizeof(W.vkey), "%s", out);
+		free(out);
+		ck_assert_int_eq(msr_cosig_verifier_parse(&W.v, W.vkey, strlen(W.vkey)), 0);
+	}
 }
 
 static void
 teardown(void)
 {
+	witness_stop();
 	msr_it_teardown(&it);
 }
 
@@ -145,7 +270,7 @@ START_TEST(rotate_a_to_b_without_a_new_log)
 	struct msr_note_checkpoint cp;
 	struct msr_note_verifier both[2];
 	struct msr_it_resp r;
-	char path[600], origin[300], extra[2048], url[64], file1[700], file2[700], file3[700];
+	char path[600], origin[300], extra[4096], url[64], file1[700], file2[700], file3[700];
 	char *out = NULL, *note = NULL, *rc1, *rc2, *rc3;
 	long i1, i2, i3;
 
@@ -179,13 +304,22 @@ START_TEST(rotate_a_to_b_without_a_new_log)
 
 	/* 2. rotation in progress: sign with A and B */
 	msr_it_stop(&it, SIGTERM);
-	snprintf(extra, sizeof(extra), "[audit]\nnext_key_file = %s\n", keyfile_b);
+	witness_start(vkey_a);	/* the witness knows the log by A */
+	snprintf(extra, sizeof(extra), "[audit]\nnext_key_file = %s\n"
+	    "[witness]\nwitness = http://127.0.0.1:%d %s\nquorum = 1\ninterval_ms = 100\n"
+	    "timeout_ms = 2000\n", keyfile_b, W.port, W.vkey);
 	msr_it_instance(&it, &ab, "ab", extra);
 	ck_assert_int_eq(msr_it_wait_ready(&ab, 60000), 0);
 	i2 = audited(&ab, "ab0");
 	i2 = audited(&ab, "ab1");
 	ck_assert_int_gt(i2, i1);
 	ck_assert_int_eq(sig_lines(&ab, &note), 2);
+	ck_assert_int_eq(msr_note_checkpoint_open(&va, note, &cp), 0);
+	ck_assert_int_eq(msr_note_checkpoint_open(&vb, note, &cp), 0);
+	free(note);
+	/* the witness (A) cosigns the doubly signed checkpoints; both keys still open them */
+	note = cosigned(&ab, (uint64_t)i2 + 1);
+	ck_assert_msg(note != NULL, "no cosigned A+B checkpoint within 20 s (see %s)", W.log);
 	ck_assert_int_eq(msr_note_checkpoint_open(&va, note, &cp), 0);
 	ck_assert_int_eq(msr_note_checkpoint_open(&vb, note, &cp), 0);
 	free(note);
@@ -214,9 +348,12 @@ START_TEST(rotate_a_to_b_without_a_new_log)
 
 	/* 3. rotation done: B signs alone, A is trusted for the history */
 	msr_it_stop(&ab, SIGTERM);
+	witness_stop();
+	witness_start(vkey_b);	/* README step 3: the witness now knows the log by B */
 	snprintf(state_a, sizeof(state_a), "%s.state", it.keyfile);
-	snprintf(extra, sizeof(extra), "[audit]\nkey_file = %s\nold_keys = %s\nstate_file = %s\n",
-	    keyfile_b, vkey_a, state_a);
+	snprintf(extra, sizeof(extra), "[audit]\nkey_file = %s\nold_keys = %s\nstate_file = %s\n"
+	    "[witness]\nwitness = http://127.0.0.1:%d %s\nquorum = 1\ninterval_ms = 100\n"
+	    "timeout_ms = 2000\n", keyfile_b, vkey_a, state_a, W.port, W.vkey);
 	msr_it_instance(&it, &b, "b", extra);
 	ck_assert_msg(msr_it_wait_ready(&b, 60000) == 0,
 	    "the start-up check refused the rotated history (see %s/msregd.log)", it.dir);
@@ -224,6 +361,10 @@ START_TEST(rotate_a_to_b_without_a_new_log)
 	ck_assert_int_gt(i3, i2);
 	ck_assert_int_eq(sig_lines(&b, &note), 1);
 	ck_assert_int_ne(msr_note_checkpoint_open(&va, note, &cp), 0);
+	ck_assert_int_eq(msr_note_checkpoint_open(&vb, note, &cp), 0);
+	free(note);
+	note = cosigned(&b, (uint64_t)i3 + 1);
+	ck_assert_msg(note != NULL, "no cosigned B checkpoint within 20 s (see %s)", W.log);
 	ck_assert_int_eq(msr_note_checkpoint_open(&vb, note, &cp), 0);
 	free(note);
 	ck_assert_int_eq(msr_it_request(&b, "GET", "/v1/audit/key", NULL, NULL, NULL, &r), 0);
@@ -267,6 +408,7 @@ START_TEST(rotate_a_to_b_without_a_new_log)
 	free(rc2);
 	free(rc3);
 	msr_it_teardown(&b);
+	witness_stop();
 }
 END_TEST
 
