@@ -500,7 +500,17 @@ START_TEST(kill9_loses_no_answered_entry)
 		w[i].stop = &stop;
 		pthread_create(&t[i], NULL, worker_main, &w[i]);
 	}
+	/* at least 1.5 s and more than 20 answered writes, however slow the
+	 * machine (up to 60 s), so the kill lands among answered writes */
 	nanosleep(&ts, NULL);
+	for (int waited = 0; waited < 585; waited++) {
+		int sum = 0;
+		for (int i = 0; i < KILL_THREADS; i++)
+			sum += __atomic_load_n(&w[i].n, __ATOMIC_RELAXED);
+		if (sum > 20)
+			break;
+		nanosleep(&(struct timespec){ 0, 100 * 1000000L }, NULL);
+	}
 	msr_it_stop(&it, SIGKILL);
 	stop = 1;
 	for (int i = 0; i < KILL_THREADS; i++) {
@@ -509,7 +519,8 @@ START_TEST(kill9_loses_no_answered_entry)
 	}
 	ck_assert_int_gt(total, 20);
 	ck_assert_int_eq(msr_it_start(&it), 0);
-	for (int i = 0; i < 100 && msr_it_status(&it, "GET", "/readyz", NULL, NULL) != 200; i++)
+	/* verify_on_start = full: up to 60 s on a loaded machine */
+	for (int i = 0; i < 600 && msr_it_status(&it, "GET", "/readyz", NULL, NULL) != 200; i++)
 		nanosleep(&(struct timespec){ 0, 100 * 1000000L }, NULL);
 	ck_assert_int_eq(msr_it_status(&it, "GET", "/readyz", NULL, NULL), 200);
 	ck_assert_msg(verify_db_cli(&out) == 0, "verify after kill -9: %s", out);
@@ -631,7 +642,7 @@ START_TEST(lock_held_elsewhere_times_out)
 	res = PQexec(pg, "COMMIT");
 	PQclear(res);
 	PQfinish(pg);
-	for (int i = 0; i < 50; i++) {
+	for (int i = 0; i < 300; i++) {      /* up to 30 s on a loaded machine */
 		long st = msr_it_status(&it, "POST", "/v1/manufacturers", it.admin_key,
 		    "{\"id\":\"lock1\",\"name\":\"Lock\"}");
 		ck_assert_int_ne(st, 409);    /* lock1 was never stored */

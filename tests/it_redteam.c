@@ -70,6 +70,9 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* how long the daemon may take to let closed connections go (loaded machine) */
+#define SETTLE_S 30
+
 static void
 sleep_ms(long ms)
 {
@@ -135,6 +138,7 @@ recv_resp(int fd, char *buf, size_t cap, int timeout_ms)
 	size_t n = 0;
 	double end = now_s() + timeout_ms / 1000.0;
 
+	buf[0] = '\0';      /* nothing received reads as no status, not a stale one */
 	while (n + 1 < cap) {
 		struct pollfd p = { fd, POLLIN, 0 };
 		int left = (int)((end - now_s()) * 1000);
@@ -247,7 +251,7 @@ START_TEST(connection_burst)
 			char resp[4096], code[64];
 			long st;
 
-			recv_resp(fd[i], resp, sizeof(resp), 5000);
+			recv_resp(fd[i], resp, sizeof(resp), 20000);   /* loaded machine */
 			st = status_of(resp);
 			error_code_of(resp, code, sizeof(code));
 			if (st == 200)
@@ -263,10 +267,15 @@ START_TEST(connection_burst)
 		    "200, %d answered 503 JSON, %d other\n", round + 1, N, ok, busy, other);
 		ck_assert_int_ge(ok, 8);
 		ck_assert_int_eq(other, 0);
-		/* and msregd still answers afterwards */
-		sleep_ms(300);
-		ck_assert_msg(healthz_ok(small.port), "msregd stopped answering after burst %d",
-		    round + 1);
+		/* and msregd still answers afterwards (once it has let the burst's
+		 * connections go, which a loaded machine can take a while to do) */
+		{
+			double end = now_s() + SETTLE_S;
+			int up;
+			while (!(up = healthz_ok(small.port)) && now_s() < end)
+				sleep_ms(100);
+			ck_assert_msg(up, "msregd stopped answering after burst %d", round + 1);
+		}
 	}
 	msr_it_stop(&small, SIGTERM);
 }
@@ -320,22 +329,34 @@ START_TEST(connection_churn)
 		else
 			close_rst(fd[i]);
 	}
-	sleep_ms(2500);
-	after = fd_count(lim.pid);
-	/* the address's count is back to zero: LIMIT connections at once are served */
-	for (int i = 0; i < LIMIT; i++) {
-		fd[i] = connect_from("127.0.0.61", lim.port);
-		ck_assert_int_ge(fd[i], 0);
-		send_all(fd[i], full, sizeof(full) - 1);
+	/* the daemon lets them all go: its descriptors come back down (polled up to
+	 * SETTLE_S, not a fixed pause a loaded machine can outrun; a leak never does) */
+	for (double end = now_s() + SETTLE_S;;) {
+		sleep_ms(250);
+		after = fd_count(lim.pid);
+		if (after <= before + 8 || now_s() > end)
+			break;
 	}
-	for (int i = 0; i < LIMIT; i++) {
-		char resp[4096];
-		recv_resp(fd[i], resp, sizeof(resp), 5000);
-		served += status_of(resp) == 200;
-		close(fd[i]);
+	/* the address's count is back to zero: LIMIT connections at once are served */
+	for (double end = now_s() + SETTLE_S;;) {
+		served = 0;
+		for (int i = 0; i < LIMIT; i++) {
+			fd[i] = connect_from("127.0.0.61", lim.port);
+			ck_assert_int_ge(fd[i], 0);
+			send_all(fd[i], full, sizeof(full) - 1);
+		}
+		for (int i = 0; i < LIMIT; i++) {
+			char resp[4096];
+			recv_resp(fd[i], resp, sizeof(resp), 5000);
+			served += status_of(resp) == 200;
+			close(fd[i]);
+		}
+		if (served == LIMIT || now_s() > end)
+			break;
+		sleep_ms(500);
 	}
 	printf("churn: %d connections closed %d ways from one address in %.1f s: msregd "
-	    "descriptors %d before, %d 2.5 s after; then %d/%d at once (the address's limit) "
+	    "descriptors %d before, %d after; then %d/%d at once (the address's limit) "
 	    "served\n", N + LIMIT, KINDS + 1, now_s() - t0, before, after, served, LIMIT);
 	ck_assert_int_eq(served, LIMIT);
 	ck_assert_int_le(after, before + 8);

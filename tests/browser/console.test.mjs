@@ -157,9 +157,14 @@ test('the watchers catch a CSP violation and a key in a URL', async () => {
 		document.body.setAttribute('style', 'color: red');
 	});
 	await page.evaluate((k) => fetch(`/healthz?k=${k}`), stage.keys.auditor);
-	await page.waitForTimeout(200);
+	// the watchers report asynchronously (console events): wait for all three,
+	// up to the step timeout, rather than a fixed pause a loaded machine can outrun
+	const wanted = [/CSP violation: script-src/, /CSP violation: style-src/, /API key in its URL/];
+	const seen = () => problems.filter((p) => p.startsWith('control:'));
+	for (const end = Date.now() + T; Date.now() < end && !wanted.every((w) => seen().some((p) => w.test(p)));)
+		await new Promise((r) => setTimeout(r, 50));
 	assert.equal(await page.evaluate(() => window.inlineRan === true), false, 'inline script is blocked');
-	const mine = problems.filter((p) => p.startsWith('control:'));
+	const mine = seen();
 	assert.ok(mine.some((p) => /CSP violation: script-src/.test(p)), mine.join('\n'));
 	assert.ok(mine.some((p) => /CSP violation: style-src/.test(p)), mine.join('\n'));
 	assert.ok(mine.some((p) => /API key in its URL/.test(p)), mine.join('\n'));
