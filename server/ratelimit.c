@@ -9,6 +9,11 @@
  * (each API key at its role's rate, each source address at the address rate):
  * the rate and burst are the caller's, the table only keeps the buckets. Keys
  * of different kinds must not collide (http.c tags address keys).
+ *
+ * A bucket remembers the rate and burst it was last taken at, and whether it
+ * is full (recyclable) is judged at those, never at the rate of the client
+ * looking for a slot: a fast class probing past a slow key's empty bucket
+ * must not recycle it, which would hand that key a fresh burst.
  */
 #include "msreg/common.h"
 #include "msreg/ratelimit.h"
@@ -23,6 +28,7 @@ struct bucket {
 	int64_t client;      /* 0 = empty */
 	double  tokens;
 	double  last;        /* seconds, monotonic */
+	double  rate, burst; /* the owner's, as of its last take */
 };
 
 struct msr_ratelimit {
@@ -85,8 +91,8 @@ msr_ratelimit_take_rate(struct msr_ratelimit *rl, int64_t client_id, double rate
 			b = c;
 			break;
 		}
-		tok = c->tokens + (t - c->last) * rate;
-		if (b == NULL && (c->client == 0 || tok >= burst))
+		tok = c->tokens + (t - c->last) * c->rate;
+		if (b == NULL && (c->client == 0 || tok >= c->burst))
 			b = c;
 	}
 	if (b == NULL) {
@@ -102,6 +108,8 @@ msr_ratelimit_take_rate(struct msr_ratelimit *rl, int64_t client_id, double rate
 	if (b->tokens > burst)
 		b->tokens = burst;
 	b->last = t;
+	b->rate = rate;
+	b->burst = burst;
 	if (cost <= 0 && b->tokens >= 1.0) {
 		ret = 0;                  /* a peek: would one more request pass? */
 	} else if (cost > 0 && b->tokens >= cost) {

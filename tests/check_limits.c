@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "msreg/config.h"
@@ -99,6 +100,26 @@ START_TEST(buckets)
 }
 END_TEST
 
+/*
+ * An empty bucket of a slow key is not recycled by a faster key probing the
+ * same slots (10 and 10 + 2^62 start at the same slot): judged at the fast
+ * key's rate it looked full, and the slow key got a fresh burst back.
+ */
+START_TEST(buckets_not_recycled_at_another_rate)
+{
+	struct msr_ratelimit *rl = msr_ratelimit_new(1, 1);
+	const int64_t slow = 10, fast = 10 + ((int64_t)1 << 62);
+
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(msr_ratelimit_take_rate(rl, slow, 0.001, 3, 1, NULL), 0);
+	ck_assert_int_eq(msr_ratelimit_take_rate(rl, slow, 0.001, 3, 1, NULL), -1);
+	nanosleep(&(struct timespec){ 0, 2 * 1000000L }, NULL);
+	ck_assert_int_eq(msr_ratelimit_take_rate(rl, fast, 1e6, 1, 1, NULL), 0);
+	ck_assert_int_eq(msr_ratelimit_take_rate(rl, slow, 0.001, 3, 1, NULL), -1);
+	msr_ratelimit_free(rl);
+}
+END_TEST
+
 static int
 load(const char *text, struct msr_config *cfg, char *err, size_t errlen)
 {
@@ -185,6 +206,7 @@ main(void)
 	tcase_add_test(tc, prescan);
 	tcase_add_test(tc, utf8_clean);
 	tcase_add_test(tc, buckets);
+	tcase_add_test(tc, buckets_not_recycled_at_another_rate);
 	tcase_add_test(tc, rate_config);
 	tcase_add_test(tc, key_mode);
 	suite_add_tcase(s, tc);
