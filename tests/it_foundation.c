@@ -54,7 +54,7 @@ START_TEST(health)
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "ok");
 	msr_it_resp_free(&r);
-	ck_assert_int_eq(msr_it_wait_ready(&it, 20000), 0);
+	ck_assert_int_eq(msr_it_wait_ready(&it, 60000), 0);
 
 	ck_assert_int_eq(msr_it_request(&it, "GET", "/metrics", NULL, NULL, NULL, &r), 0);
 	ck_assert_int_eq(r.status, 200);

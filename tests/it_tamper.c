@@ -294,7 +294,7 @@ START_TEST(insider_rollback_is_caught)
 	/* HTTP mode, against an instance that lost its state file. */
 	snprintf(extra, sizeof(extra), "[audit]\nstate_file = %s/fresh.state\n", it.dir);
 	msr_it_instance(&it, &fresh, "fresh", extra);
-	ck_assert_int_eq(msr_it_wait_ready(&fresh, 10000), 0);
+	ck_assert_int_eq(msr_it_wait_ready(&fresh, 60000), 0);
 	snprintf(fresh_url, sizeof(fresh_url), "http://127.0.0.1:%d", fresh.port);
 	{
 		const char *b[] = { "audit", "verify", "--url", fresh_url, "--key", auditor,
@@ -338,7 +338,7 @@ START_TEST(startup_timeout_is_retried)
 	PQclear(res);
 	PQfinish(pg);
 	/* Ready without a restart (the retry backs off to at most 5 s). */
-	ck_assert_int_eq(msr_it_wait_ready(&slow, 15000), 0);
+	ck_assert_int_eq(msr_it_wait_ready(&slow, 60000), 0);
 	ck_assert_int_eq(create_manufacturer(&slow, "st2", NULL), 201);
 	ck_assert(metric(&slow, "msreg_audit_integrity_failure 0"));
 	ck_assert(!log_mentions("INTEGRITY FAILURE"));
