@@ -622,7 +622,7 @@ START_TEST(descriptors_exhausted)
 	/* and it recovers once they are gone */
 	{
 		int ok = 0;
-		for (int i = 0; i < 50 && !ok; i++) {
+		for (int i = 0; i < 150 && !ok; i++) {     /* up to 30 s: loaded machine */
 			sleep_ms(200);
 			ok = healthz_ok(lim.port);
 		}
