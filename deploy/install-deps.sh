@@ -17,7 +17,6 @@ PKGS=(
   openssl             # test certificates for the TLS integration test
   postgresql-15       # server binaries for the throwaway cluster (includes pg_trgm)
   chromium            # the web console's browser tests (headless, driven by playwright-core)
-  nodejs npm          # runs those tests; npm ci installs playwright-core into tests/browser/
   golang-go           # tests/go/tilecheck: the reference tlog tile client (it_tiles)
   golang-golang-x-mod-dev # golang.org/x/mod/sumdb/tlog and sumdb/note, no network needed
   prometheus systemd  # validators in make check: promtool, systemd-analyze (tests/validate; nodejs/npm above run redocly and ajv)
@@ -33,6 +32,13 @@ for p in "${want[@]}"; do
     missing+=("$p")
   fi
 done
+# Node.js and npm run the browser tests and the validators (npm ci installs
+# playwright-core, @redocly/cli and ajv under tests/). Machines often have them
+# from elsewhere (NodeSource's nodejs provides npm and conflicts with Debian's
+# npm package), so they are asked for by command, not by package.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "install-deps: installing ${missing[*]}" >&2

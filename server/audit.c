@@ -245,8 +245,12 @@ struct msr_audit {
 	char			*origin;
 	char			*state_path;
 	int			 batch_wait_us, max_batch, wait_ms, verify_full;
-	struct msr_note_signer	 signer;
-	char			*vkey;
+	struct msr_note_signer	 signer;	/* [audit] key_file: the primary */
+	struct msr_note_signer	 next;		/* [audit] next_key_file (rotation) */
+	int			 have_next;
+	struct msr_note_verifier trust[MSR_NOTE_MAX_KEYS];	/* chained: signer, */
+	size_t			 ntrust;	/* next, [audit] old_keys */
+	char			*vkey;		/* signing keys, one a line */
 
 	/* shared: a->lock */
 	pthread_t		 thread;
@@ -476,7 +480,7 @@ state_read(struct msr_audit *a)
 	char *note = NULL, err[512];
 	int missing = 0;
 
-	if (msr_note_checkpoint_load(a->state_path, &a->signer.v, &note, &cp, &missing, err,
+	if (msr_note_checkpoint_load(a->state_path, a->trust, &note, &cp, &missing, err,
 	    sizeof(err)) != 0) {
 		if (missing) {
 			log_info("audit: no state file %s yet; it starts with the checked log",
@@ -611,7 +615,7 @@ adopt_head(struct msr_audit *a, struct msr_db_conn *c, struct msr_as_head *h)
 
 	a->have_frontier = 0;
 	if (h->have && (h->note == NULL ||
-	    msr_note_checkpoint_open(&a->signer.v, h->note, &cp) != 0 || cp.size != h->size ||
+	    msr_note_checkpoint_open(a->trust, h->note, &cp) != 0 || cp.size != h->size ||
 	    sodium_memcmp(cp.root, h->root, HLEN) != 0)) {
 		snprintf(a->why, sizeof(a->why), "the newest tree state (size %" PRIu64 ") has "
 		    "no checkpoint signed by this server's key", h->size);
@@ -680,7 +684,7 @@ check_tail(struct msr_audit *a, struct msr_db_conn *c, struct msr_as_head *h)
 		return rc;
 	}
 	if (h->have && (h->note == NULL ||
-	    msr_note_checkpoint_open(&a->signer.v, h->note, &cp) != 0)) {
+	    msr_note_checkpoint_open(a->trust, h->note, &cp) != 0)) {
 		snprintf(a->why, sizeof(a->why), "the last checkpoint (tree size %" PRIu64 ") "
 		    "does not verify with this server's key", h->size);
 		return MSR_AS_CORRUPT;
@@ -740,7 +744,7 @@ check_full(struct msr_audit *a)
 		log_warn("audit: start-up check: %s", err);
 		return MSR_AS_IO;
 	}
-	ret = msr_audit_verify_db(pg, &a->signer.v, MSR_AV_LAST_SIGNATURE, NULL, &rep);
+	ret = msr_audit_verify_db(pg, a->trust, MSR_AV_LAST_SIGNATURE, NULL, &rep);
 	PQfinish(pg);
 	if (ret == 0) {
 		log_info("audit: full start-up check passed: %" PRIu64 " entries, %" PRIu64
@@ -906,7 +910,10 @@ batch_sign(struct msr_audit *a, char **note)
 	memcpy(cp.root, a->b.root, HLEN);
 	free(*note);
 	*note = NULL;
-	if (msr_note_checkpoint_sign(&a->signer, &cp, note, &len) != 0)
+	const struct msr_note_signer *signers[2] = { &a->signer, &a->next };
+
+	if (msr_note_checkpoint_sign_all(signers, a->have_next ? 2 : 1, &cp, note,
+	    &len) != 0)
 		return -1;
 	a->b.note = *note;
 	return 0;
@@ -1412,12 +1419,72 @@ xstrdup(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
+/*
+ * Key rotation (README "Key rotation"): the checkpoint is signed by key_file
+ * and, while a rotation is in progress, by next_key_file too (same name,
+ * another key id); stored checkpoints, the state file and receipts verify with
+ * any of those keys or of [audit] old_keys (verifier keys of retired signers,
+ * trusted for the history they signed). a->vkey, served by /v1/audit/key, lists
+ * the signing keys only, the primary first.
+ */
+static int
+audit_keys(struct msr_audit *a, const struct msr_config *cfg)
+{
+	char err[512], k1[MSR_NOTE_KEY_TEXT_MAX], k2[MSR_NOTE_KEY_TEXT_MAX];
+	size_t i, j;
+
+	a->trust[0] = a->signer.v;
+	a->ntrust = 1;
+	k2[0] = '\0';
+	if (cfg->audit_next_key_file != NULL && cfg->audit_next_key_file[0] != '\0') {
+		if (msr_note_signer_load(cfg->audit_next_key_file, &a->next, err,
+		    sizeof(err)) != 0) {
+			log_error("audit: [audit] next_key_file: %s", err);
+			return -1;
+		}
+		if (strcmp(a->next.v.name, a->origin) != 0 ||
+		    a->next.v.key_id == a->signer.v.key_id) {
+			log_error("audit: next key %s must be named %s and differ from key_file",
+			    cfg->audit_next_key_file, a->origin);
+			return -1;
+		}
+		a->have_next = 1;
+		a->trust[a->ntrust++] = a->next.v;
+		if (msr_note_verifier_format(&a->next.v, k2, sizeof(k2)) != 0)
+			return -1;
+	}
+	if (cfg->audit_old_keys != NULL &&
+	    msr_note_keys_parse_list(cfg->audit_old_keys, a->trust, MSR_NOTE_MAX_KEYS,
+	    &a->ntrust) != 0) {
+		log_error("audit: [audit] old_keys: a malformed verifier key, or more than"
+		    " %d keys in all", MSR_NOTE_MAX_KEYS);
+		return -1;
+	}
+	for (i = 0; i < a->ntrust; i++)
+		for (j = 0; j < i; j++)
+			if (a->trust[i].key_id == a->trust[j].key_id)
+				log_info("audit: key id %08x is listed twice", a->trust[i].key_id);
+	if (msr_note_keys_chain(a->trust, a->ntrust) != 0) {
+		log_error("audit: every key in [audit] old_keys must be named %s", a->origin);
+		return -1;
+	}
+	if (msr_note_verifier_format(&a->signer.v, k1, sizeof(k1)) != 0 ||
+	    asprintf(&a->vkey, "%s%s%s", k1, k2[0] != '\0' ? "\n" : "", k2) < 0) {
+		a->vkey = NULL;
+		return -1;
+	}
+	if (a->have_next || a->ntrust > 1)
+		log_info("audit: key rotation: signing with %zu key(s), %zu trusted for the"
+		    " history", a->have_next ? (size_t)2 : (size_t)1, a->ntrust);
+	return 0;
+}
+
 struct msr_audit *
 msr_audit_start(const struct msr_config *cfg)
 {
 	struct msr_audit *a = NULL;
 	struct timespec ts;
-	char err[512], vkey[MSR_NOTE_KEY_TEXT_MAX];
+	char err[512];
 
 	if (sodium_init() < 0)
 		return NULL;
@@ -1463,8 +1530,8 @@ msr_audit_start(const struct msr_config *cfg)
 		    cfg->audit_key_file, a->signer.v.name, a->origin);
 		goto fail;
 	}
-	if (msr_note_verifier_format(&a->signer.v, vkey, sizeof(vkey)) == 0)
-		a->vkey = strdup(vkey);
+	if (audit_keys(a, cfg) != 0)
+		goto fail;
 	a->pool = msr_db_pool_new(cfg->db_url, 1, cfg->db_pool_wait_ms,
 	    cfg->db_statement_timeout_ms);
 	if (a->vkey == NULL || a->pool == NULL)
@@ -1524,6 +1591,7 @@ msr_audit_stop(struct msr_audit *a)
 	free(a->wpending);
 	msr_db_pool_free(a->pool);
 	msr_note_signer_wipe(&a->signer);
+	msr_note_signer_wipe(&a->next);
 	msr_as_batch_free(&a->b);
 	free(a->leafh);
 	free(a->mark_note);
@@ -1557,7 +1625,7 @@ msr_audit_verifier_key(struct msr_audit *a)
 const struct msr_note_verifier *
 msr_audit_verifier(struct msr_audit *a)
 {
-	return &a->signer.v;
+	return a->trust;
 }
 
 /*

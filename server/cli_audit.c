@@ -125,7 +125,8 @@ verify_url(const char *base_url, const char *auditor_key,
     struct msr_audit_report *rep, char **checkpoint_out)
 {
 	struct msr_note_checkpoint cp, since;
-	struct msr_note_verifier served;
+	struct msr_note_verifier served[MSR_NOTE_MAX_KEYS];
+	size_t nserved, ki;
 	struct msr_av_checkpoint top;
 	struct msr_av av;
 	CURL *h = curl_easy_init();
@@ -143,17 +144,28 @@ verify_url(const char *base_url, const char *auditor_key,
 	served_key = http_get(h, base_url, "/v1/audit/key", NULL, rep);
 	if (served_key == NULL)
 		goto done;
-	served_key[strcspn(served_key, "\r\n")] = '\0';
-	if (msr_note_verifier_parse(&served, served_key, strlen(served_key)) != 0) {
+	/*
+	 * /v1/audit/key lists the signing keys, one a line, the primary first (two
+	 * during a key rotation). With trusted keys given, one of them must be
+	 * served; without, the served keys are used.
+	 */
+	nserved = 0;
+	if (msr_note_keys_parse_list(served_key, served, MSR_NOTE_MAX_KEYS, &nserved) != 0 ||
+	    nserved == 0 || msr_note_keys_chain(served, nserved) != 0) {
 		fail(rep, -1, "the server's verifier key is malformed");
 		goto done;
 	}
-	if (v == NULL)
-		v = &served;
-	else if (strcmp(v->name, served.name) != 0 || v->key_id != served.key_id ||
-	    memcmp(v->pub, served.pub, sizeof(v->pub)) != 0) {
-		fail(rep, -1, "the server's verifier key (%s) is not the expected key", served_key);
-		goto done;
+	if (v == NULL) {
+		v = served;
+	} else {
+		for (ki = 0; ki < nserved && !msr_note_keys_has(v, &served[ki]); ki++)
+			;
+		if (ki == nserved) {
+			served_key[strcspn(served_key, "\r\n")] = '\0';
+			fail(rep, -1, "the server's verifier key (%s) is not the expected key",
+			    served_key);
+			goto done;
+		}
 	}
 	note = http_get(h, base_url, "/v1/audit/checkpoint", NULL, rep);
 	if (note == NULL)
@@ -329,6 +341,39 @@ print_report(const char *what, int rc, const struct msr_audit_report *rep)
 		printf("%s: FAILED: %s\n", what, rep->message);
 }
 
+/*
+ * The trusted keys of the configuration: [audit] key_file's, next_key_file's
+ * (a rotation in progress) and old_keys (retired signers), chained.
+ */
+static int
+config_keys(const struct msr_config *cfg, struct msr_note_verifier *v, size_t *nv,
+    char *err, size_t errlen)
+{
+	struct msr_note_signer signer;
+	const char *files[2] = { cfg->audit_key_file, cfg->audit_next_key_file };
+	size_t i;
+
+	*nv = 0;
+	for (i = 0; i < 2; i++) {
+		if (files[i] == NULL || files[i][0] == '\0')
+			continue;
+		if (msr_note_signer_load(files[i], &signer, err, errlen) != 0)
+			return -1;
+		v[(*nv)++] = signer.v;
+		msr_note_signer_wipe(&signer);
+	}
+	if (cfg->audit_old_keys != NULL &&
+	    msr_note_keys_parse_list(cfg->audit_old_keys, v, MSR_NOTE_MAX_KEYS, nv) != 0) {
+		snprintf(err, errlen, "[audit] old_keys: a malformed verifier key");
+		return -1;
+	}
+	if (*nv == 0 || msr_note_keys_chain(v, *nv) != 0) {
+		snprintf(err, errlen, "the [audit] keys are missing or named differently");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 cli_verify(const struct msr_config *cfg, int argc, char **argv)
 {
@@ -343,20 +388,27 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct msr_audit_report rep;
-	struct msr_note_verifier v;
+	struct msr_note_verifier v[MSR_NOTE_MAX_KEYS];
 	struct msr_note_checkpoint since;
 	const char *url = NULL, *since_path = NULL, *save = NULL;
 	char *key = NULL, *vkey = NULL, *since_note = NULL, *cp = NULL;
 	char err[512];
 	PGconn *pg = NULL;
-	int c, db = 0, have_v = 0, rc, ret = 2;
+	size_t nv = 0;
+	int c, db = 0, have_v = 0, bad_v = 0, rc, ret = 2;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'u': url = optarg; break;
 		case 'k': free(key); key = key_arg(optarg); break;
-		case 'v': free(vkey); vkey = key_arg(optarg); break;
+		case 'v':	/* repeatable: a set of trusted keys (key rotation) */
+			free(vkey);
+			vkey = key_arg(optarg);
+			if (vkey == NULL || msr_note_keys_parse_list(vkey, v, MSR_NOTE_MAX_KEYS,
+			    &nv) != 0)
+				bad_v = 1;
+			break;
 		case 'd': db = 1; break;
 		case 'p': since_path = optarg; break;
 		case 's': save = optarg; break;
@@ -365,22 +417,19 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 	}
 	if (db == (url != NULL) || optind != argc)
 		goto usage;
-	if (vkey != NULL && msr_note_verifier_parse(&v, vkey, strlen(vkey)) != 0) {
-		fprintf(stderr, "msreg audit verify: --vkey is not a verifier key\n");
+	if (bad_v || (vkey != NULL && (nv == 0 || msr_note_keys_chain(v, nv) != 0))) {
+		fprintf(stderr, "msreg audit verify: --vkey is not a verifier key (or the"
+		    " keys' names differ, or more than %d)\n", MSR_NOTE_MAX_KEYS);
 		goto done;
 	}
 	have_v = vkey != NULL;
 	if (!have_v && db) {
-		struct msr_note_signer signer;
-
-		/* The operator's own key file gives the verifier key. */
-		if (msr_note_signer_load(cfg->audit_key_file, &signer, err, sizeof(err)) != 0) {
+		/* The operator's own configuration gives the trusted keys. */
+		if (config_keys(cfg, v, &nv, err, sizeof(err)) != 0) {
 			fprintf(stderr, "msreg audit verify: %s (or give --vkey)\n", err);
 			ret = 1;
 			goto done;
 		}
-		v = signer.v;
-		msr_note_signer_wipe(&signer);
 		have_v = 1;
 	}
 	if (since_path != NULL) {
@@ -388,7 +437,7 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 			fprintf(stderr, "msreg audit verify: --since needs --vkey\n");
 			goto done;
 		}
-		if (msr_note_checkpoint_load(since_path, &v, &since_note, &since, NULL, err,
+		if (msr_note_checkpoint_load(since_path, v, &since_note, &since, NULL, err,
 		    sizeof(err)) != 0) {
 			printf("audit verify: FAILED: %s\n", err);
 			ret = 1;
@@ -402,7 +451,7 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 			ret = 1;
 			goto done;
 		}
-		rc = msr_audit_verify_db(pg, &v, 0, since_note != NULL ? &since : NULL, &rep);
+		rc = msr_audit_verify_db(pg, v, 0, since_note != NULL ? &since : NULL, &rep);
 		print_report("audit verify --db", rc, &rep);
 		ret = rc == 0 ? 0 : 1;
 		goto done;
@@ -410,7 +459,7 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 	if (key == NULL)
 		goto usage;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	rc = verify_url(url, key, have_v ? &v : NULL, since_note, &rep, &cp);
+	rc = verify_url(url, key, have_v ? v : NULL, since_note, &rep, &cp);
 	print_report("audit verify", rc, &rep);
 	if (rc == 0 && save != NULL) {
 		FILE *f = fopen(save, "w");
@@ -424,12 +473,14 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 	ret = rc == 0 ? 0 : 1;
 	goto done;
 usage:
-	fprintf(stderr, "usage: msreg [--config FILE] audit verify --db [--vkey VKEY]"
+	fprintf(stderr, "usage: msreg [--config FILE] audit verify --db [--vkey VKEY]..."
 	    " [--since CHECKPOINT]\n"
-	    "       msreg audit verify --url URL --key AUDITOR_KEY [--vkey VKEY]\n"
+	    "       msreg audit verify --url URL --key AUDITOR_KEY [--vkey VKEY]...\n"
 	    "                          [--since CHECKPOINT] [--save CHECKPOINT]\n"
 	    "  keys may be given inline or as @FILE; CHECKPOINT is a signed checkpoint\n"
-	    "  note saved earlier: the log must extend it\n");
+	    "  note saved earlier: the log must extend it. Several --vkey form a set\n"
+	    "  of trusted keys: a checkpoint signed by any of them verifies (key rotation). --db without --vkey trusts the\n"
+	    "  configuration's [audit] key_file, next_key_file and old_keys.\n");
 done:
 	if (key != NULL)
 		sodium_memzero(key, strlen(key));
@@ -451,23 +502,29 @@ cli_receipt_verify(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct msr_audit_report rep;
-	struct msr_note_verifier v;
+	struct msr_note_verifier v[MSR_NOTE_MAX_KEYS];
 	char *vkey = NULL, *receipt = NULL, *leaf = NULL;
 	const char *leaf_path = NULL;
-	size_t leaf_len = 0;
-	int c, rc, ret = 2;
+	size_t leaf_len = 0, nv = 0;
+	int c, rc, bad_v = 0, ret = 2;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'v': free(vkey); vkey = key_arg(optarg); break;
+		case 'v':	/* repeatable: any of the keys will do */
+			free(vkey);
+			vkey = key_arg(optarg);
+			if (vkey == NULL || msr_note_keys_parse_list(vkey, v, MSR_NOTE_MAX_KEYS,
+			    &nv) != 0)
+				bad_v = 1;
+			break;
 		case 'l': leaf_path = optarg; break;
 		default: goto usage;
 		}
 	}
 	if (optind + 1 != argc || vkey == NULL)
 		goto usage;
-	if (msr_note_verifier_parse(&v, vkey, strlen(vkey)) != 0) {
+	if (bad_v || nv == 0 || msr_note_keys_chain(v, nv) != 0) {
 		fprintf(stderr, "msreg audit receipt verify: --vkey is not a verifier key\n");
 		goto done;
 	}
@@ -482,7 +539,7 @@ cli_receipt_verify(int argc, char **argv)
 		ret = 1;
 		goto done;
 	}
-	rc = msr_audit_receipt_verify(receipt, &v, (const uint8_t *)leaf, leaf_len, &rep);
+	rc = msr_audit_receipt_verify(receipt, v, (const uint8_t *)leaf, leaf_len, &rep);
 	if (rc == 0)
 		printf("receipt: OK: %s\n", rep.message);
 	else
@@ -490,8 +547,9 @@ cli_receipt_verify(int argc, char **argv)
 	ret = rc == 0 ? 0 : 1;
 	goto done;
 usage:
-	fprintf(stderr, "usage: msreg audit receipt verify FILE --vkey VKEY [--leaf FILE]\n"
-	    "  the receipt carries its entry; --leaf gives it explicitly (exact bytes)\n");
+	fprintf(stderr, "usage: msreg audit receipt verify FILE --vkey VKEY... [--leaf FILE]\n"
+	    "  the receipt carries its entry; --leaf gives it explicitly (exact bytes);\n"
+	    "  with several --vkey a signature by any of them will do (key rotation)\n");
 done:
 	free(vkey);
 	free(receipt);

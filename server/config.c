@@ -57,6 +57,8 @@ static const struct directive directives[] = {
 	D("audit", "wait_ms", T_INT, audit_wait_ms, 100, 600000),
 	D("audit", "verify_on_start", T_STR, audit_verify_on_start, 0, 0),
 	D("audit", "state_file", T_STR, audit_state_file, 0, 0),
+	D("audit", "next_key_file", T_STR, audit_next_key_file, 0, 0),
+	D("audit", "old_keys", T_LIST, audit_old_keys, 0, 0),
 	D("search", "max_expected_matches", T_DOUBLE, search_max_expected_matches, 0, 1e12),
 	D("search", "max_readings", T_INT, search_max_readings, 1, 64),
 	D("search", "max_positions", T_INT, search_max_positions, 6, 16),
@@ -311,6 +313,8 @@ validate(const struct msr_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "[budget] alert_low exceeds alert_high");
 		return -1;
 	}
+	if (key_file_private(cfg->audit_next_key_file, err, errlen) != 0)
+		return -1;
 	return key_file_private(cfg->audit_key_file, err, errlen);
 }
 

@@ -204,8 +204,9 @@ static const struct {
 	{ "keygen", "usage: msreg keygen --name ORIGIN --out FILE\n"
 	  "Writes the audit signer key to FILE (mode 0600), prints the verifier key.\n" },
 	{ "audit", "usage: msreg [--config FILE] audit verify (--url URL --key KEY"
-	  " [--vkey VKEY] | --db)\n"
-	  "       msreg audit receipt verify FILE --vkey KEY [--leaf FILE]\n"
+	  " [--vkey VKEY]... | --db [--vkey VKEY]...)\n"
+	  "       msreg audit receipt verify FILE --vkey KEY... [--leaf FILE]\n"
+	  "  several --vkey: a signature by any of them will do (key rotation)\n"
 	  "       msreg audit monitor --url URL --state FILE [--key-file FILE] [--vkey VKEY]\n"
 	  "           [--rules FILE] [--require-witness VKEY]... [--once] [--interval SEC]\n" },
 	{ "witness", "usage: msreg witness --config FILE\n"

@@ -601,10 +601,11 @@ msr_note_open(const struct msr_note_verifier *v, const char *msg, size_t len,
 {
 	uint8_t *blob = NULL;
 	const char *line, *name, *reason = "malformed note";
-	size_t i, split, pos, line_len, blob_len, name_len, vname_len, nsigs = 0;
+	const struct msr_note_verifier *k;
+	size_t i, split, pos, line_len, blob_len, name_len, nsigs, nk;
 	int verified = 0, ret = -1;
 
-	vname_len = strlen(v->name);
+	nsigs = 0;
 	if (len > MSR_NOTE_MAX_LEN) {
 		reason = "note too large";
 		goto done;
@@ -641,12 +642,16 @@ msr_note_open(const struct msr_note_verifier *v, const char *msg, size_t len,
 			reason = "malformed note: too many signatures";
 			goto done;
 		}
-		if (name_len != vname_len || memcmp(name, v->name, name_len) != 0 ||
-		    be32(blob) != v->key_id)
+		/* The trusted key this line names, if any (bounded chain walk). */
+		for (k = v, nk = 0; k != NULL && nk < MSR_NOTE_MAX_KEYS; k = k->also, nk++)
+			if (name_len == strlen(k->name) &&
+			    memcmp(name, k->name, name_len) == 0 && be32(blob) == k->key_id)
+				break;
+		if (k == NULL || nk == MSR_NOTE_MAX_KEYS)
 			continue;
 		if (blob_len != SIG_BLOB_LEN ||
 		    crypto_sign_verify_detached(blob + 4, (const uint8_t *)msg,
-		    split, v->pub) != 0) {
+		    split, k->pub) != 0) {
 			reason = "invalid signature";
 			goto done;
 		}
@@ -762,6 +767,92 @@ msr_note_checkpoint_sign(const struct msr_note_signer *s,
 done:
 	free(text);
 	return ret;
+}
+
+int
+msr_note_checkpoint_sign_all(const struct msr_note_signer *const *s, size_t n,
+    const struct msr_note_checkpoint *c, char **res, size_t *res_len)
+{
+	struct out o = { NULL, 0, 0, 0 };
+	char *text = NULL, *one = NULL;
+	size_t len, one_len, i;
+	int ret = -1;
+
+	*res = NULL;
+	if (n == 0 || n > MSR_NOTE_MAX_KEYS ||
+	    msr_note_checkpoint_format(c, &text, &len) == -1)
+		goto done;
+	/*
+	 * Each signer signs the same text; the note is the text, the blank line,
+	 * then every signature line (what follows the text in each one-signer note).
+	 */
+	if (out_init(&o, len + 1 + n * 512) == -1)
+		goto done;
+	out_add(&o, text, len);
+	out_str(&o, "\n");
+	for (i = 0; i < n; i++) {
+		if (msr_note_sign(s[i], text, len, &one, &one_len) == -1 ||
+		    one_len < len + 1)
+			goto done;
+		out_add(&o, one + len + 1, one_len - len - 1);
+		free(one);
+		one = NULL;
+	}
+	ret = out_finish(&o, res, res_len);
+done:
+	free(o.p);
+	free(one);
+	free(text);
+	return ret;
+}
+
+int
+msr_note_keys_chain(struct msr_note_verifier *keys, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > MSR_NOTE_MAX_KEYS)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (strcmp(keys[i].name, keys[0].name) != 0)
+			return -1;
+		keys[i].also = i + 1 < n ? &keys[i + 1] : NULL;
+	}
+	return 0;
+}
+
+int
+msr_note_keys_parse_list(const char *list, struct msr_note_verifier *keys,
+    size_t cap, size_t *n)
+{
+	const char *p = list, *sep = ", \t\r\n";
+	size_t len, got = *n;
+
+	while (p != NULL && *p != '\0') {
+		p += strspn(p, sep);
+		len = strcspn(p, sep);
+		if (len == 0)
+			break;
+		if (got >= cap || msr_note_verifier_parse(&keys[got], p, len) != 0)
+			return -1;
+		got++;
+		p += len;
+	}
+	*n = got;
+	return 0;
+}
+
+int
+msr_note_keys_has(const struct msr_note_verifier *chain,
+    const struct msr_note_verifier *v)
+{
+	size_t nk;
+
+	for (nk = 0; chain != NULL && nk < MSR_NOTE_MAX_KEYS; chain = chain->also, nk++)
+		if (strcmp(chain->name, v->name) == 0 && chain->key_id == v->key_id &&
+		    sodium_memcmp(chain->pub, v->pub, MSR_NOTE_PUB_LEN) == 0)
+			return 1;
+	return 0;
 }
 
 int

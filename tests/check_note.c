@@ -869,6 +869,89 @@ START_TEST(test_receipt_roundtrip)
 }
 END_TEST
 
+/* Key rotation: notes signed by several keys, chains of trusted keys. */
+START_TEST(test_rotation_chain)
+{
+	struct msr_note_signer a, b, c, other;
+	const struct msr_note_signer *ab[2] = { &a, &b };
+	struct msr_note_verifier keys[MSR_NOTE_MAX_KEYS + 1], one;
+	struct msr_note_checkpoint cp, got;
+	char *note = NULL, *bad, text[MSR_NOTE_KEY_TEXT_MAX * 3 + 8];
+	char ka[MSR_NOTE_KEY_TEXT_MAX], kb[MSR_NOTE_KEY_TEXT_MAX];
+	size_t len, n = 0;
+
+	ck_assert_int_eq(msr_note_signer_generate(&a, "example.com/log"), 0);
+	ck_assert_int_eq(msr_note_signer_generate(&b, "example.com/log"), 0);
+	ck_assert_int_eq(msr_note_signer_generate(&c, "example.com/log"), 0);
+	ck_assert_int_eq(msr_note_signer_generate(&other, "example.com/other"), 0);
+	memset(&cp, 0, sizeof(cp));
+	snprintf(cp.origin, sizeof(cp.origin), "example.com/log");
+	cp.size = 5;
+	memset(cp.root, 7, sizeof(cp.root));
+	ck_assert_int_eq(msr_note_checkpoint_sign_all(ab, 2, &cp, &note, &len), 0);
+	ck_assert_uint_eq(len, strlen(note));
+	/* two signature lines, A's first; each key alone opens it */
+	ck_assert_ptr_nonnull(strstr(note, "\n\n\xe2\x80\x94 example.com/log "));
+	ck_assert_int_eq(msr_note_checkpoint_open(&a.v, note, &got), 0);
+	ck_assert_int_eq(msr_note_checkpoint_open(&b.v, note, &got), 0);
+	ck_assert_uint_eq(got.size, 5);
+	ck_assert_int_ne(msr_note_checkpoint_open(&c.v, note, &got), 0);
+	{
+		char *none = NULL;
+
+		ck_assert_int_eq(msr_note_checkpoint_sign_all(ab, 0, &cp, &none, &len), -1);
+		ck_assert_ptr_null(none);
+	}
+
+	/* a chain C -> B opens it through B; C -> other-name is refused */
+	keys[0] = c.v;
+	keys[1] = b.v;
+	ck_assert_int_eq(msr_note_keys_chain(keys, 2), 0);
+	ck_assert_int_eq(msr_note_checkpoint_open(keys, note, &got), 0);
+	ck_assert_int_eq(msr_note_keys_has(keys, &b.v), 1);
+	ck_assert_int_eq(msr_note_keys_has(keys, &a.v), 0);
+	keys[1] = other.v;
+	ck_assert_int_eq(msr_note_keys_chain(keys, 2), -1);
+	ck_assert_int_eq(msr_note_keys_chain(keys, 0), -1);
+	ck_assert_int_eq(msr_note_keys_chain(keys, MSR_NOTE_MAX_KEYS + 1), -1);
+
+	/* a bad signature by any trusted key rejects the note */
+	bad = strdup(note);
+	{
+		char *last = strrchr(bad, ' ');	/* B's signature line: the last */
+
+		last[20] = last[20] == 'A' ? 'B' : 'A';
+	}
+	ck_assert_int_eq(msr_note_checkpoint_open(&a.v, bad, &got), 0);	/* B's line ignored */
+	keys[0] = a.v;
+	keys[1] = b.v;
+	ck_assert_int_eq(msr_note_keys_chain(keys, 2), 0);
+	ck_assert_int_ne(msr_note_checkpoint_open(keys, bad, &got), 0);
+	free(bad);
+
+	/* key lists: commas and white space; a bad key or too many refused */
+	ck_assert_int_eq(msr_note_verifier_format(&a.v, ka, sizeof(ka)), 0);
+	ck_assert_int_eq(msr_note_verifier_format(&b.v, kb, sizeof(kb)), 0);
+	snprintf(text, sizeof(text), " %s,\n%s ", ka, kb);
+	ck_assert_int_eq(msr_note_keys_parse_list(text, keys, MSR_NOTE_MAX_KEYS, &n), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(keys[1].key_id, b.v.key_id);
+	ck_assert_ptr_null(keys[1].also);
+	ck_assert_int_eq(msr_note_keys_parse_list(text, keys, 3, &n), -1);
+	ck_assert_uint_eq(n, 2);
+	snprintf(text, sizeof(text), "%s, nonsense", ka);
+	ck_assert_int_eq(msr_note_keys_parse_list(text, keys, MSR_NOTE_MAX_KEYS, &n), -1);
+	ck_assert_int_eq(msr_note_verifier_parse(&one, ka, strlen(ka)), 0);
+	ck_assert_ptr_null(one.also);
+
+	free(note);
+	msr_note_signer_wipe(&a);
+	msr_note_signer_wipe(&b);
+	msr_note_signer_wipe(&c);
+	msr_note_signer_wipe(&other);
+}
+END_TEST
+
 static Suite *
 note_suite(void)
 {
@@ -892,6 +975,7 @@ note_suite(void)
 	tc = tcase_create("receipts");
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_receipt_roundtrip);
+	tcase_add_test(tc, test_rotation_chain);
 	suite_add_tcase(s, tc);
 	return s;
 }

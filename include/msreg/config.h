@@ -47,6 +47,9 @@ struct msr_config {
 	int       audit_wait_ms;             /* longest a request waits for its entry */
 	char     *audit_verify_on_start;     /* "full" or "tail" */
 	char     *audit_state_file;          /* high-water mark; NULL = key_file ".state" */
+	char     *audit_next_key_file;       /* key rotation: second signer; NULL = none */
+	char     *audit_old_keys;            /* key rotation: verifier keys trusted for
+	                                        history (", "-joined); NULL = none */
 	/* [search] */
 	double    search_max_expected_matches;
 	int       search_max_readings;

@@ -39,11 +39,19 @@
 #define MSR_NOTE_PUB_LEN	32
 #define MSR_NOTE_SEED_LEN	32
 #define MSR_NOTE_RECEIPT_HEADER	"c2sp.org/tlog-proof@v1"
+#define MSR_NOTE_MAX_KEYS	8		/* trusted keys in one chain (rotation) */
 
 struct msr_note_verifier {
 	char		name[MSR_NOTE_NAME_MAX + 1];	/* NUL-terminated */
 	uint32_t	key_id;
 	uint8_t		pub[MSR_NOTE_PUB_LEN];
+	/*
+	 * Key rotation: further keys trusted as well (the same name, other key
+	 * ids), a NULL-terminated chain of at most MSR_NOTE_MAX_KEYS keys in all,
+	 * borrowed. Everything that takes a verifier accepts a signature by any key
+	 * of the chain. Parsing sets it to NULL; msr_note_keys_chain() links.
+	 */
+	const struct msr_note_verifier *also;
 };
 
 struct msr_note_signer {
@@ -82,6 +90,22 @@ int msr_note_verifier_format(const struct msr_note_verifier *v, char *buf,
     size_t cap);
 
 /*
+ * Link keys[0..n) into one chain (keys[0] first; it stays the one whose name
+ * counts). 0, or -1 when n is 0 or above MSR_NOTE_MAX_KEYS or the names differ.
+ */
+int msr_note_keys_chain(struct msr_note_verifier *keys, size_t n);
+/*
+ * Parse a list of verifier keys separated by commas and/or white space into
+ * keys[*n ..) (at most cap in all), advancing *n. Not chained. 0, or -1 with
+ * *n unchanged when a key is malformed or there are too many.
+ */
+int msr_note_keys_parse_list(const char *list, struct msr_note_verifier *keys,
+    size_t cap, size_t *n);
+/* 1 if a key with v's name and key id and public key is in the chain. */
+int msr_note_keys_has(const struct msr_note_verifier *chain,
+    const struct msr_note_verifier *v);
+
+/*
  * Sign a note text (valid UTF-8, no control characters but "\n", ending in
  * "\n"): *out = text "\n" "— <name> <base64(key id || signature)>\n".
  */
@@ -89,8 +113,9 @@ int msr_note_sign(const struct msr_note_signer *s, const char *text, size_t len,
     char **out, size_t *out_len);
 /*
  * Open a signed note: 0 if it is well formed and carries a valid signature by
- * v (matching name and key id). Signatures by other keys are ignored; a
- * signature by v that does not verify rejects the note. On success the text is
+ * v or a key of its chain (matching name and key id). Signatures by other
+ * keys are ignored; a signature by a trusted key that does not verify rejects
+ * the note. On success the text is
  * msg[0 .. *text_len).
  */
 int msr_note_open(const struct msr_note_verifier *v, const char *msg, size_t len,
@@ -112,6 +137,12 @@ int msr_note_checkpoint_parse(struct msr_note_checkpoint *c, const char *text,
     size_t len);
 /* Format c and sign it as a note by s (normally s's name is c->origin). */
 int msr_note_checkpoint_sign(const struct msr_note_signer *s,
+    const struct msr_note_checkpoint *c, char **out, size_t *out_len);
+/*
+ * The same with n signers (1 <= n <= MSR_NOTE_MAX_KEYS): one signature line
+ * each, in the order given (key rotation: the current key, then the next).
+ */
+int msr_note_checkpoint_sign_all(const struct msr_note_signer *const *s, size_t n,
     const struct msr_note_checkpoint *c, char **out, size_t *out_len);
 /*
  * Open a signed checkpoint note (NUL-terminated): signed by v, well formed, and

@@ -16,10 +16,20 @@
 
 import { ApiError, get, query } from './api.js';
 import { download, field, fill, h, table } from './dom.js';
-import { b64decode, b64encode, leafHash, parseVerifierKey, rootFromLeafHashes,
+import { b64decode, b64encode, leafHash, parseVerifierKey, parseVerifierKeys, rootFromLeafHashes,
 	verifyCheckpoint, verifyConsistency, verifyInclusion, verifyReceipt } from './tlog.js';
 
 const SEEN = 'msreg.audit.checkpoint';
+
+// Does the signed checkpoint carry a valid signature by key (origin included)?
+async function signs(note, key) {
+	try {
+		await verifyCheckpoint(note, key);
+		return true;
+	} catch (e) {
+		return false;
+	}
+}
 const PAGE = 1000;           // the API's maximum page
 const SHOW = 200;            // entries loaded into the table at a time
 const FULL_MAX = 100000;     // recompute the whole tree up to this size
@@ -110,6 +120,8 @@ export function render(main, ctx) {
 	let entries = [];     // loaded, newest last
 	let cp = null;        // {size, root, origin, signatures, note}
 	let vkey = null;
+	let signedBy = [];    // served keys that signed cp (two during a key rotation)
+	let cpNote = null;    // cp's signed note, verbatim
 	const sizeText = h('p', { class: 'big' }, 'Loading the checkpoint…');
 	const cpFacts = h('dl', { class: 'facts' });
 	const verdict = h('p', { class: 'verdict', 'aria-live': 'polite' });
@@ -150,13 +162,20 @@ export function render(main, ctx) {
 			get('/v1/audit/checkpoint', { auth: false, text: true })]);
 		vkey = await parseVerifierKey(k.data);
 		cp = await verifyCheckpoint(c.data, vkey);
+		// Key rotation: the served keys whose signature the checkpoint carries.
+		signedBy = [];
+		for (const key of await parseVerifierKeys(k.data))
+			if (await signs(c.data, key))
+				signedBy.push(key);
+		cpNote = c.data;
 		fill(sizeText, `Tree size ${cp.size}`);
 		fill(cpFacts,
 			h('dt', {}, 'Origin'), h('dd', {}, cp.origin),
 			h('dt', {}, 'Root hash'), h('dd', { class: 'mono' }, b64encode(cp.root)),
 			h('dt', {}, 'Fetched'), h('dd', {}, new Date().toISOString()),
 			h('dt', {}, 'Signatures'), h('dd', {}, h('ul', {}, cp.signatures.map((s) =>
-				h('li', {}, s.own ? `${s.name} — the log's key, signature verified`
+				h('li', {}, s.own || signedBy.some((key) => key.name === s.name && key.id === s.id)
+					? `${s.name} — the log's key${s.own ? '' : ' (key rotation)'}, signature verified`
 					: `${s.name} — cosignature (witness; not checked here)`)))));
 	}
 	async function loadLatest() {
@@ -193,8 +212,25 @@ export function render(main, ctx) {
 				seen = null;
 			}
 			let consistency = 'no earlier checkpoint seen in this browser';
-			if (seen && seen.origin === cp.origin && seen.key && seen.key !== vkey.text)
-				throw new Error(`the log's key changed since this browser last verified it (was ${seen.key}, now ${vkey.text})`);
+			// The keys pinned here (seen.keys; seen.key before key rotation):
+			// the checkpoint must carry a signature by one of them. A new key is
+			// pinned only from a checkpoint also signed by a pinned one (README
+			// "Key rotation": old and new key sign together for a while).
+			const pinned = seen && seen.origin === cp.origin ? (seen.keys || (seen.key ? [seen.key] : [])) : [];
+			if (pinned.length) {
+				let ok = false;
+				for (const t of pinned) {
+					try {
+						ok = await signs(cpNote, await parseVerifierKey(t));
+					} catch (e) {
+						ok = false;
+					}
+					if (ok)
+						break;
+				}
+				if (!ok)
+					throw new Error(`the log's key changed since this browser last verified it (was ${pinned.join(', ')}, now ${vkey.text}) and the checkpoint carries no signature by the key seen before`);
+			}
 			if (seen && seen.origin === cp.origin) {
 				if (seen.size > size)
 					throw new Error(`the log shrank: ${seen.size} entries were seen before, the checkpoint says ${size}`);
@@ -243,7 +279,7 @@ export function render(main, ctx) {
 			for (const e of entries)
 				e.verified = e.index < size;
 			localStorage.setItem(SEEN, JSON.stringify({ origin: cp.origin, size, root: b64encode(cp.root),
-				key: vkey.text }));
+				key: vkey.text, keys: signedBy.map((key) => key.text) }));
 			draw();
 			verdict.className = 'verdict ok';
 			fill(verdict, `Log verified: ${size} entries`);

@@ -183,8 +183,10 @@ export async function verifyConsistency(first, second, path, firstRoot, secondRo
 }
 
 // Parse a verifier key. Returns {name, id (Number), pub (bytes), text}.
+// GET /v1/audit/key lists one key a line, the log's primary key first (a
+// second one during a key rotation): this takes the first line.
 export async function parseVerifierKey(text) {
-	const t = text.trim();
+	const t = text.trim().split('\n')[0].trim();
 	const m = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$/.exec(t);
 	if (!m)
 		throw new Error('the log key is not a verifier key (name+keyid+base64)');
@@ -197,6 +199,17 @@ export async function parseVerifierKey(text) {
 	if (id !== parseInt(m[2], 16))
 		throw new Error('the log key\'s id does not match its name and public key');
 	return { name: m[1], id, pub, text: t };
+}
+
+// Every key of a GET /v1/audit/key answer (one a line, the primary first).
+export async function parseVerifierKeys(text) {
+	const keys = [];
+	for (const line of text.split('\n'))
+		if (line.trim() !== '')
+			keys.push(await parseVerifierKey(line));
+	if (keys.length === 0)
+		throw new Error('the log key is not a verifier key (name+keyid+base64)');
+	return keys;
 }
 
 // Open a signed note with the verifier key. Returns {text, signatures:

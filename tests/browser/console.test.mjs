@@ -287,6 +287,22 @@ test('auditor: checkpoint, verify log twice (consistency), filter, entry JSON', 
 	await page.getByText(new RegExp(`consistent with the checkpoint of size ${n1}`)).waitFor();
 	const n2 = Number(/(\d+)/.exec(await ok.innerText())[1]);
 	assert.ok(n2 > n1, `the log grew (${n1} -> ${n2})`);
+	// key pinning (README "Key rotation"): the browser keeps the keys that signed
+	// the checkpoint; one without a signature by a pinned key is refused, one
+	// signed by any pinned key is accepted and the pin becomes its signers
+	const SEEN = 'msreg.audit.checkpoint';
+	const pin = await page.evaluate((k) => JSON.parse(localStorage.getItem(k)), SEEN);
+	assert.deepEqual(pin.keys, [pin.key]);
+	const other = 'other.example/log+00000000+AQ==';
+	await page.evaluate(([k, p]) => localStorage.setItem(k, JSON.stringify(p)),
+		[SEEN, { ...pin, key: other, keys: [other] }]);
+	await page.getByRole('button', { name: 'Verify log' }).click();
+	await page.getByText(/^Log does not verify: the log's key changed since this browser last verified it/).waitFor();
+	await page.evaluate(([k, p]) => localStorage.setItem(k, JSON.stringify(p)),
+		[SEEN, { ...pin, key: other, keys: [other, pin.key] }]);
+	await page.getByRole('button', { name: 'Verify log' }).click();
+	await ok.waitFor();
+	assert.deepEqual((await page.evaluate((k) => JSON.parse(localStorage.getItem(k)), SEEN)).keys, [pin.key]);
 	await page.getByLabel('Action').fill('code.search');
 	await page.getByLabel('Case number').fill('HPD-2026-004211');
 	const rows = page.getByRole('table').getByRole('row');
