@@ -12,7 +12,12 @@
  *   - the sequencer lock held elsewhere: every asynchronous append fails (-1)
  *     within about wait_ms, not the statement timeout; after the lock is
  *     released appends succeed again;
- *   - after msr_audit_stop nothing is accepted (-1 at once, no callback).
+ *   - refusals are immediate (no callback);
+ *   - over HTTP, msregd with only 2 worker threads: audited reads (GET
+ *     /v1/me) wait for their entries suspended (http.c), so 16 of them in
+ *     flight while the sequencer lock is held elsewhere do not keep /healthz
+ *     from answering, and each gets 503 within about wait_ms; with the lock
+ *     released, concurrent reads get 200 with distinct Audit-Index values.
  */
 #include <check.h>
 #include <libpq-fe.h>
@@ -303,11 +308,105 @@ START_TEST(refused_at_once_without_callback)
 }
 END_TEST
 
+/* ---- over HTTP: suspended reads ---- */
+
+static struct msr_it web;
+
+static void
+setup_http(void)
+{
+	msr_it_setup(&web, "seq_http", "[http]\nthreads = 2\n[audit]\nwait_ms = 1500\n"
+	    "[database]\nstatement_timeout_ms = 20000\n");
+}
+
+static void
+teardown_http(void)
+{
+	msr_it_teardown(&web);
+}
+
+#define READERS 16
+
+struct reader {
+	pthread_t	th;
+	long		status;
+	long		index;
+	double		secs;
+};
+
+static void *
+reader_main(void *arg)
+{
+	struct reader *rd = arg;
+	struct msr_it_resp r;
+	double t0 = msr_now_s();
+
+	rd->status = -1;
+	rd->index = -1;
+	if (msr_it_request(&web, "GET", "/v1/me", web.admin_key, NULL, NULL, &r) == 0) {
+		rd->status = r.status;
+		rd->index = r.audit_index;
+		msr_it_resp_free(&r);
+	}
+	rd->secs = msr_now_s() - t0;
+	return NULL;
+}
+
+START_TEST(suspended_reads_hold_no_worker)
+{
+	PGconn *pg = PQconnectdb(web.url_super);
+	struct reader rd[READERS];
+	PGresult *res;
+	double t0;
+	long st;
+
+	ck_assert_int_eq(PQstatus(pg), CONNECTION_OK);
+	ck_assert_int_eq(msr_it_status(&web, "GET", "/v1/me", web.admin_key, NULL), 200);
+	res = PQexec(pg, "BEGIN; SELECT pg_advisory_xact_lock(7239017265103447401)");
+	ck_assert_int_eq(PQresultStatus(res), PGRES_TUPLES_OK);
+	PQclear(res);
+	for (int i = 0; i < READERS; i++)
+		pthread_create(&rd[i].th, NULL, reader_main, &rd[i]);
+	nanosleep(&(struct timespec){ 0, 300 * 1000000L }, NULL);
+	/* 16 reads wait for the log; the 2 workers are free */
+	t0 = msr_now_s();
+	st = msr_it_status(&web, "GET", "/healthz", NULL, NULL);
+	ck_assert_int_eq(st, 200);
+	ck_assert_double_lt(msr_now_s() - t0, 1.0);
+	for (int i = 0; i < READERS; i++) {
+		pthread_join(rd[i].th, NULL);
+		ck_assert_int_eq(rd[i].status, 503);
+		ck_assert_int_eq(rd[i].index, -1);
+		ck_assert_double_lt(rd[i].secs, 8.0);
+	}
+	res = PQexec(pg, "COMMIT");
+	PQclear(res);
+	PQfinish(pg);
+	ck_assert_int_eq(msr_it_wait_ready(&web, 30000), 0);
+	for (int tries = 0; tries < 100; tries++) {
+		if (msr_it_status(&web, "GET", "/v1/me", web.admin_key, NULL) == 200)
+			break;
+		nanosleep(&(struct timespec){ 0, 100 * 1000000L }, NULL);
+	}
+	/* released: concurrent reads, each its own durable entry */
+	for (int i = 0; i < READERS; i++)
+		pthread_create(&rd[i].th, NULL, reader_main, &rd[i]);
+	for (int i = 0; i < READERS; i++)
+		pthread_join(rd[i].th, NULL);
+	for (int i = 0; i < READERS; i++) {
+		ck_assert_int_eq(rd[i].status, 200);
+		ck_assert_int_ge(rd[i].index, 0);
+		for (int j = 0; j < i; j++)
+			ck_assert_int_ne(rd[i].index, rd[j].index);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite *s = suite_create("seq");
-	TCase *tc = tcase_create("async");
+	TCase *tc = tcase_create("async"), *th;
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 300);
@@ -316,5 +415,10 @@ main(void)
 	tcase_add_test(tc, lock_held_elsewhere_fails_within_wait_ms);
 	tcase_add_test(tc, refused_at_once_without_callback);
 	suite_add_tcase(s, tc);
+	th = tcase_create("http");
+	tcase_add_unchecked_fixture(th, setup_http, teardown_http);
+	tcase_set_timeout(th, 300);
+	tcase_add_test(th, suspended_reads_hold_no_worker);
+	suite_add_tcase(s, th);
 	return msr_test_run(s, 1);
 }
