@@ -103,6 +103,11 @@ static const char copy_sql[] =
 	"COPY (SELECT e.idx, e.leaf, h.hash FROM audit_entries e"
 	" LEFT JOIN audit_hashes h ON h.level = 0 AND h.idx = e.idx ORDER BY e.idx)"
 	" TO STDOUT (FORMAT binary)";
+static const char *const copy_plan[] = {
+	"SET LOCAL enable_hashjoin = off", "SET LOCAL enable_nestloop = off",
+	"SET LOCAL enable_sort = off", "SET LOCAL enable_seqscan = off",
+	"SET LOCAL enable_bitmapscan = off", "SET LOCAL max_parallel_workers_per_gather = 0",
+};
 static const char checkpoints_sql[] =
 	"SELECT tree_size, root, note FROM audit_checkpoints ORDER BY tree_size";
 
@@ -1046,6 +1051,7 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 	struct msr_av_checkpoint *cps = NULL;
 	const char **notes = NULL;
 	struct msr_as_head head;
+	struct msr_av_sigs *sigs;
 	struct msr_av av;
 	size_t ncps = 0;
 	PGresult *res, *cpres = NULL;
@@ -1093,10 +1099,22 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 	av_ready = 1;
 	if (since != NULL && msr_av_since(&av, since) != 0)
 		goto rollback;
+	/*
+	 * Signatures are the costliest part (one Ed25519 verification per
+	 * checkpoint): a background thread starts on them now, overlapping the
+	 * COPY and the hashing; this thread joins in once the entries are done.
+	 */
+	sigs = msr_av_sig_start(v, notes, cps, ncps, flags);
+	/*
+	 * The plan for the COPY: a merge join of the two primary-key scans, in
+	 * index order, no sort, no parallel workers (they compete with the
+	 * hashing for the same cores); whatever the statistics say.
+	 */
+	for (size_t i = 0; i < sizeof(copy_plan) / sizeof(copy_plan[0]); i++)
+		PQclear(PQexec(pg, copy_plan[i]));
 	if (stream_entries(pg, &av, rep) == 0 && ncps > 0)
 		check_stored_root(pg, &cps[ncps - 1], rep);
-	if (!rep->io_error)
-		msr_av_signatures(v, notes, cps, ncps, flags, rep);
+	msr_av_sig_finish(sigs, rep->io_error, rep);
 	if (rep->message[0] != '\0')
 		goto rollback;
 	if (ncps > 0)

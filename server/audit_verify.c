@@ -96,6 +96,43 @@ lh_hash(struct leaf_hasher *lh, const uint8_t *data, size_t len, uint8_t out[HLE
 	msr_merkle_leaf_hash(data, len, out);
 }
 
+/* RFC 9162 node hash SHA-256(0x01||l||r), through the same EVP context. */
+static void
+lh_node(struct leaf_hasher *lh, const uint8_t l[HLEN], const uint8_t r[HLEN],
+    uint8_t out[HLEN])
+{
+	static const uint8_t prefix = 0x01;
+	unsigned int n = 0;
+
+	if (lh != NULL && lh->ctx != NULL && EVP_DigestInit_ex(lh->ctx, lh->md, NULL) == 1 &&
+	    EVP_DigestUpdate(lh->ctx, &prefix, 1) == 1 &&
+	    EVP_DigestUpdate(lh->ctx, l, HLEN) == 1 &&
+	    EVP_DigestUpdate(lh->ctx, r, HLEN) == 1 &&
+	    EVP_DigestFinal_ex(lh->ctx, out, &n) == 1 && n == HLEN)
+		return;
+	msr_merkle_node_hash(l, r, out);
+}
+
+/*
+ * msr_merkle_frontier_append (merkle.c) with the node hashes done by lh: the
+ * same fold, one node hash per trailing set bit of the size.
+ */
+static void
+lh_append(struct leaf_hasher *lh, struct msr_merkle_frontier *f, const uint8_t leaf[HLEN])
+{
+	uint8_t cur[HLEN];
+	uint64_t n = f->size;
+	unsigned level = 0;
+
+	memcpy(cur, leaf, HLEN);
+	while ((n >> level) & 1) {
+		lh_node(lh, f->hash[level], cur, cur);
+		level++;
+	}
+	memcpy(f->hash[level], cur, HLEN);
+	f->size = n + 1;
+}
+
 /* --- the streaming verifier ------------------------------------------------------ */
 
 void
@@ -170,12 +207,17 @@ msr_av_entry(struct msr_av *v, uint64_t idx, const uint8_t *leaf, size_t len,
 		fail(v->rep, (int64_t)idx, "entry %" PRIu64 ": no stored leaf hash", idx);
 		goto bad;
 	}
-	if (check_stored && sodium_memcmp(h, stored, HLEN) != 0) {
+	/* Hashes are public: a plain compare (no secret to time). */
+	if (check_stored && memcmp(h, stored, HLEN) != 0) {
 		fail(v->rep, (int64_t)idx, "entry %" PRIu64 ": content does not match its "
 		    "stored leaf hash (entry altered)", idx);
 		goto bad;
 	}
-	msr_merkle_frontier_append(&v->fr, h, NULL, NULL);
+	if (v->fr.size == UINT64_MAX) {
+		fail(v->rep, (int64_t)idx, "the log is full");
+		goto bad;
+	}
+	lh_append(v->hasher, &v->fr, h);
 	v->rep->entries++;
 	if (v->have_since && v->fr.size == v->since_size) {
 		msr_merkle_frontier_root(&v->fr, root);
@@ -276,44 +318,79 @@ sigjob_main(void *arg)
 	return NULL;
 }
 
-int
-msr_av_signatures(const struct msr_note_verifier *v, const char *const *notes,
-    const struct msr_av_checkpoint *cps, size_t n, unsigned flags,
-    struct msr_audit_report *rep)
-{
-	struct sigjob job;
-	pthread_t th;
-	int started = 0;
+struct msr_av_sigs {
+	struct sigjob	job;
+	pthread_t	th;
+	int		started;
+};
 
-	memset(&job, 0, sizeof(job));
-	job.v = v;
-	job.notes = notes;
-	job.cps = cps;
-	job.to = (int)n;
-	atomic_init(&job.bad, (int)n);
-	atomic_init(&job.body_bad, 0);
-	atomic_init(&job.checked, 0);
-	atomic_init(&job.next, (flags & MSR_AV_LAST_SIGNATURE) && n > 0 ? (int)n - 1 : 0);
-	if (n > SIG_CHUNK && pthread_create(&th, NULL, sigjob_main, &job) == 0)
-		started = 1;
-	sigjob_main(&job);
-	if (started)
-		pthread_join(th, NULL);
-	rep->checkpoints += atomic_load(&job.checked);
-	if (atomic_load(&job.bad) < (int)n) {
-		uint64_t size = cps[atomic_load(&job.bad)].size;
+struct msr_av_sigs *
+msr_av_sig_start(const struct msr_note_verifier *v, const char *const *notes,
+    const struct msr_av_checkpoint *cps, size_t n, unsigned flags)
+{
+	struct msr_av_sigs *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->job.v = v;
+	s->job.notes = notes;
+	s->job.cps = cps;
+	s->job.to = (int)n;
+	atomic_init(&s->job.bad, (int)n);
+	atomic_init(&s->job.body_bad, 0);
+	atomic_init(&s->job.checked, 0);
+	atomic_init(&s->job.next, (flags & MSR_AV_LAST_SIGNATURE) && n > 0 ? (int)n - 1 : 0);
+	/* The background thread starts at once: it overlaps the caller's reading and hashing. */
+	if (n > 1 && !(flags & MSR_AV_LAST_SIGNATURE) &&
+	    pthread_create(&s->th, NULL, sigjob_main, &s->job) == 0)
+		s->started = 1;
+	return s;
+}
+
+int
+msr_av_sig_finish(struct msr_av_sigs *s, int abandon, struct msr_audit_report *rep)
+{
+	struct sigjob *j;
+	int ret = 0;
+
+	if (s == NULL) {
+		fail(rep, -1, "out of memory");
+		return -1;
+	}
+	j = &s->job;
+	if (abandon)
+		atomic_store(&j->next, j->to);	/* stop handing out work */
+	else
+		sigjob_main(j);			/* the caller joins in */
+	if (s->started)
+		pthread_join(s->th, NULL);
+	if (abandon)
+		goto done;
+	rep->checkpoints += atomic_load(&j->checked);
+	if (atomic_load(&j->bad) < j->to) {
+		uint64_t size = j->cps[atomic_load(&j->bad)].size;
 		int64_t at = size > 0 ? (int64_t)size - 1 : 0;
 
 		/* Report whichever problem comes first in the log. */
 		if (rep->message[0] == '\0' || rep->bad_index < 0 || rep->bad_index > at) {
 			rep->message[0] = '\0';
 			fail(rep, at, "checkpoint at size %" PRIu64 ": %s", size,
-			    atomic_load(&job.body_bad) ? "signed body disagrees with its row" :
+			    atomic_load(&j->body_bad) ? "signed body disagrees with its row" :
 			    "signature does not verify with the log key");
 		}
-		return -1;
+		ret = -1;
 	}
-	return 0;
+done:
+	free(s);
+	return ret;
+}
+
+int
+msr_av_signatures(const struct msr_note_verifier *v, const char *const *notes,
+    const struct msr_av_checkpoint *cps, size_t n, unsigned flags,
+    struct msr_audit_report *rep)
+{
+	return msr_av_sig_finish(msr_av_sig_start(v, notes, cps, n, flags), 0, rep);
 }
 
 /* --- receipts -------------------------------------------------------------------- */

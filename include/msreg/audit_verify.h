@@ -93,6 +93,19 @@ int msr_av_signatures(const struct msr_note_verifier *v, const char *const *note
     struct msr_audit_report *rep);
 
 /*
+ * The same in two steps, so the checks overlap other work: start hands the
+ * rows to a background thread at once; finish joins in on what is left, waits,
+ * and reports as msr_av_signatures (abandon 1: stop early, report nothing,
+ * for a run that already failed to read). finish frees the handle; a NULL
+ * handle (out of memory) fails.
+ */
+struct msr_av_sigs;
+struct msr_av_sigs *msr_av_sig_start(const struct msr_note_verifier *v,
+    const char *const *notes, const struct msr_av_checkpoint *cps, size_t n,
+    unsigned flags);
+int msr_av_sig_finish(struct msr_av_sigs *s, int abandon, struct msr_audit_report *rep);
+
+/*
  * Offline receipt: a C2SP tlog-proof (c2sp.org/tlog-proof). msreg puts the
  * exact entry bytes in the proof's "extra" line; leaf/leaf_len (may be NULL)
  * supplies or overrides them and must then equal any extra data present.

@@ -30,6 +30,7 @@ started=$(date -u +%FT%TZ)
 echo "msreg benchmarks — $started, $(nproc) cores, scale $BENCH_SCALE, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "(medians and ratios; the machine is shared, absolute figures vary)"
 fail=0
+ran=0
 goals=$base/goals
 : >"$goals"
 for b in build/bench/*; do
@@ -38,6 +39,7 @@ for b in build/bench/*; do
 	if [ -n "${BENCH_ONLY:-}" ] && [ "$name" != "$BENCH_ONLY" ]; then continue; fi
 	echo
 	echo "=== $name"
+	ran=$((ran + 1))
 	timeout 1800 "$b" > >(tee -a "$goals.$name") || { echo "BENCH FAILED: $name" >&2; fail=1; }
 	wait
 	grep '^GOAL ' "$goals.$name" >>"$goals" 2>/dev/null
@@ -55,6 +57,10 @@ if [ -z "${BENCH_ONLY:-}" ]; then
 			fail=1
 		fi
 	done
+fi
+if [ $ran -eq 0 ]; then
+	echo "NO BENCHMARK RAN (build them with make bench; BENCH_ONLY=${BENCH_ONLY:-})" >&2
+	fail=1
 fi
 [ $fail -eq 0 ] && echo "all benchmarks produced their figures" || echo "BENCHMARKS FAILED" >&2
 exit $fail
