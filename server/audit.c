@@ -59,7 +59,9 @@
  *   There is no fixed wait: when the sequencer is idle it takes whatever is
  *   queued at once (up to max_batch); entries that arrive while a batch
  *   commits form the next one ([audit] batch_wait_us > 0 adds a window).
- *     1. batch_hash     leaf hashes, outside any lock;
+ *     1. leaf hashes    computed by each appending thread before it queues
+ *                       its entry (outside any lock), copied by take_batch;
+ *                       batch_hash only hashes the voids the batch adds;
  *     2. the head       fast path: assume the head is our frontier (this
  *                       process appended last) and go straight to 3; slow
  *                       path (another instance appended, a void scan is due,
@@ -80,6 +82,20 @@
  *   commit's fsync, however large it is; two while another msregd appends to
  *   the same log (the fast path is not tried again until the head stops
  *   moving).
+ *
+ * Asynchronous appends
+ *   msr_audit_append_async copies the entry (and its leaf hash, computed by the
+ *   caller's thread) into a waiter the sequencer owns, and returns; the
+ *   sequencer calls the callback with the index once the batch has committed
+ *   (invariant 1 holds for it exactly as for a blocking waiter), or with -1.
+ *   msr_audit_append is the same queue with a waiter on the caller's stack
+ *   woken by a condition variable. Callbacks run without a->lock, after each
+ *   batch (run_callbacks), so a callback may append again. The queue is
+ *   bounded (max_batch * QUEUE_BATCHES, at least QUEUE_MIN): beyond it an
+ *   append fails at once. An asynchronous waiter has no thread to give up
+ *   after wait_ms, so the reaper thread does it for it (reap), queued or in
+ *   flight, as a blocking waiter would: one batch stuck on the database
+ *   (statement_timeout) does not hold its requests longer than wait_ms.
  *
  * High-water mark
  *   The sequencer remembers the newest checkpoint it signed or verified (the
@@ -144,7 +160,9 @@
  *   6. A waiter's entry bytes are copied by the sequencer under the lock when the
  *      batch is taken; a caller that gives up (audit_wait_ms) removes itself from
  *      the queue or the in-flight batch under the same lock, so the sequencer
- *      never touches a waiter that has returned.
+ *      never touches a waiter that has returned. An asynchronous waiter is in
+ *      exactly one of: the queue, the in-flight batch, the callback list (all
+ *      under a->lock); it is freed right after its one callback.
  */
 #include "msreg/common.h"
 #include "msreg/audit.h"
@@ -178,6 +196,9 @@
 #define MAX_HINTS       1024
 #define STATE_PAUSE_MS  1000                    /* state file writes, at most 1/s */
 #define MAX_VOIDS       256                     /* intents voided per batch */
+#define QUEUE_BATCHES   8                       /* queue bound: max_batch times this, */
+#define QUEUE_MIN       65536                   /* at least this many entries */
+#define REAP_MAX_MS     250                     /* the reaper looks this often at most */
 
 enum seq_state {
 	SEQ_STARTING,
@@ -195,6 +216,13 @@ static const char *const state_name[] = { "starting", "checking", "ready", "relo
 
 enum wstate { W_QUEUED, W_INFLIGHT, W_DONE, W_FAILED };
 
+/*
+ * A waiter is either blocking (cb == NULL: it lives on the caller's stack and
+ * is woken by cond) or asynchronous (cb != NULL: malloc'd by
+ * msr_audit_append_async with the entry bytes after it, owned by the
+ * sequencer, freed after its callback ran). Callbacks run on the sequencer
+ * thread without a->lock held (run_callbacks), in index order per batch.
+ */
 struct waiter {
 	const char	*entry;
 	size_t		 len;
@@ -204,7 +232,10 @@ struct waiter {
 	enum wstate	 state;
 	size_t		 slot;		/* position in the in-flight batch */
 	uint64_t	 enq_ns;
-	pthread_cond_t	 cond;
+	pthread_cond_t	 cond;		/* blocking waiters only */
+	uint8_t		 leaf[MSR_MERKLE_HASH_LEN];	/* leaf hash, by the caller */
+	msr_audit_done_fn cb;		/* asynchronous waiters only */
+	void		*cb_arg;
 	struct waiter	*prev, *next;
 };
 
@@ -230,6 +261,11 @@ struct msr_audit {
 	pthread_condattr_t	 cattr;
 	struct waiter		*head, *tail;	/* queue */
 	size_t			 qlen;
+	size_t			 qmax;		/* queue bound: appends beyond it fail */
+	struct waiter		*done, *done_tail;	/* async waiters settled, callbacks due */
+	pthread_t		 reaper;	/* fails async waiters past wait_ms */
+	int			 reaper_started;
+	pthread_cond_t		 reap;
 	struct waiter		**inflight;	/* current batch, NULL = gave up */
 	size_t			 ninflight;
 	int			 first_attempt_done;
@@ -246,7 +282,7 @@ struct msr_audit {
 	int			 wstop;
 
 	/* metrics */
-	atomic_uint_fast64_t	 m_tree_size, m_voided, m_db_errors;	/* batch sizes and
+	atomic_uint_fast64_t	 m_tree_size, m_voided, m_db_errors, m_batches;	/* batch sizes and
 						   times: msr_metrics_audit_batch */
 
 	/* sequencer thread only */
@@ -1002,8 +1038,6 @@ seq_batch(struct msr_audit *a, int sign_empty)
 	char *note = NULL;
 	int scan, stored = 0, ret = MSR_AS_IO;
 
-	if (batch_hash(a, 0) != 0)		/* phase 1 */
-		goto done;
 	c = msr_db_acquire(a->pool);
 	if (c == NULL)
 		goto done;
@@ -1055,21 +1089,6 @@ done:
 /* --- the sequencer thread --------------------------------------------------------- */
 
 static void
-fail_queue(struct msr_audit *a)
-{
-	while (a->head != NULL) {
-		struct waiter *w = a->head;
-
-		a->head = w->next;
-		w->state = W_FAILED;
-		w->prev = w->next = NULL;
-		pthread_cond_signal(&w->cond);
-	}
-	a->tail = NULL;
-	a->qlen = 0;
-}
-
-static void
 unlink_waiter(struct msr_audit *a, struct waiter *w)
 {
 	if (w->prev != NULL)
@@ -1084,21 +1103,152 @@ unlink_waiter(struct msr_audit *a, struct waiter *w)
 	a->qlen--;
 }
 
-/* Move up to max_batch queued waiters into the in-flight batch (lock held). */
+/*
+ * w's outcome is known (state W_DONE or W_FAILED; lock held, w in no list): a
+ * blocking waiter is woken, an asynchronous one joins the callback list.
+ */
+static void
+finish(struct msr_audit *a, struct waiter *w)
+{
+	if (w->cb == NULL) {
+		pthread_cond_signal(&w->cond);
+		return;
+	}
+	w->prev = NULL;
+	w->next = NULL;
+	if (a->done_tail != NULL)
+		a->done_tail->next = w;
+	else
+		a->done = w;
+	a->done_tail = w;
+}
+
+/*
+ * Run the callbacks of settled asynchronous waiters, without a->lock (a
+ * callback may append again). Lock held on entry and on return.
+ */
+static void
+run_callbacks(struct msr_audit *a)
+{
+	while (a->done != NULL) {
+		struct waiter *w = a->done;
+
+		a->done = a->done_tail = NULL;
+		pthread_mutex_unlock(&a->lock);
+		while (w != NULL) {
+			struct waiter *next = w->next;
+
+			w->cb(w->cb_arg, w->state == W_DONE ? w->index : -1);
+			free(w);
+			w = next;
+		}
+		pthread_mutex_lock(&a->lock);
+	}
+}
+
+/*
+ * The reaper: asynchronous waiters have no thread of their own to give up
+ * after wait_ms, so this one does it for them, queued or in flight (a batch
+ * stuck on the database keeps its blocking waiters only until wait_ms, and so
+ * its asynchronous ones). An in-flight one leaves its slot NULL, as a blocking
+ * waiter that gave up does (settle_waiters). Lock held.
+ */
+static void
+reap(struct msr_audit *a)
+{
+	uint64_t now = now_ns(), wait_ns = (uint64_t)a->wait_ms * 1000000u;
+	struct waiter *w = a->head;
+	size_t n = 0;
+
+	while (w != NULL && now - w->enq_ns > wait_ns) {
+		struct waiter *next = w->next;
+
+		if (w->cb != NULL) {
+			unlink_waiter(a, w);
+			w->state = W_FAILED;
+			finish(a, w);
+			n++;
+		}
+		w = next;
+	}
+	for (size_t i = 0; i < a->ninflight; i++) {
+		w = a->inflight[i];
+		if (w == NULL || w->cb == NULL || now - w->enq_ns <= wait_ns)
+			continue;
+		a->inflight[i] = NULL;
+		w->state = W_FAILED;
+		finish(a, w);
+		n++;
+	}
+	if (n > 0)
+		log_warn("audit: %zu entries not sequenced within %d ms", n, a->wait_ms);
+}
+
+static void *
+reaper_main(void *arg)
+{
+	struct msr_audit *a = arg;
+	uint64_t every_ms = (uint64_t)a->wait_ms / 4;
+
+	if (every_ms > REAP_MAX_MS)
+		every_ms = REAP_MAX_MS;
+	pthread_mutex_lock(&a->lock);
+	while (atomic_load(&a->state) != SEQ_STOPPING) {
+		struct timespec ts;
+
+		reap(a);
+		run_callbacks(a);
+		if (atomic_load(&a->state) == SEQ_STOPPING)
+			break;
+		deadline_ns(&ts, now_ns() + every_ms * 1000000ull);
+		pthread_cond_timedwait(&a->reap, &a->lock, &ts);
+	}
+	run_callbacks(a);
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+static void
+fail_queue(struct msr_audit *a)
+{
+	while (a->head != NULL) {
+		struct waiter *w = a->head;
+
+		a->head = w->next;
+		w->state = W_FAILED;
+		w->prev = w->next = NULL;
+		finish(a, w);
+	}
+	a->tail = NULL;
+	a->qlen = 0;
+}
+
+/*
+ * Move up to max_batch queued waiters into the in-flight batch (lock held).
+ * An asynchronous waiter queued longer than wait_ms fails instead, as a
+ * blocking one would have given up (the queue is in arrival order).
+ */
 static void
 take_batch(struct msr_audit *a)
 {
+	uint64_t now = now_ns(), wait_ns = (uint64_t)a->wait_ms * 1000000u;
+
 	msr_as_batch_reset(&a->b);
 	a->ninflight = 0;
+	(void)grow_leafh(a, (size_t)a->max_batch);
 	while (a->head != NULL && a->ninflight < (size_t)a->max_batch) {
 		struct waiter *w = a->head;
+		int late = w->cb != NULL && now - w->enq_ns > wait_ns;
 
 		unlink_waiter(a, w);
-		if (msr_as_batch_entry(&a->b, w->entry, w->len, w->client_id, w->write) != 0) {
+		if (late || a->b.nentries >= a->leafh_cap ||
+		    msr_as_batch_entry(&a->b, w->entry, w->len, w->client_id, w->write) != 0) {
 			w->state = W_FAILED;
-			pthread_cond_signal(&w->cond);
+			finish(a, w);
 			continue;
 		}
+		/* phase 1: hashed by the appending thread, outside any lock */
+		memcpy(a->leafh[a->b.nentries - 1], w->leaf, HLEN);
 		w->state = W_INFLIGHT;
 		w->slot = a->ninflight;
 		a->inflight[a->ninflight++] = w;
@@ -1124,7 +1274,7 @@ settle_waiters(struct msr_audit *a, int ok)
 		} else {
 			w->state = W_FAILED;
 		}
-		pthread_cond_signal(&w->cond);
+		finish(a, w);
 	}
 	a->ninflight = 0;
 }
@@ -1170,6 +1320,7 @@ seq_recover(struct msr_audit *a)
 		log_warn("audit: %s postponed (database unavailable); retrying in %d ms",
 		    s == SEQ_CHECKING ? "start-up check" : "reload", a->backoff_ms);
 		fail_queue(a);
+		run_callbacks(a);
 	}
 	if (!a->first_attempt_done) {
 		a->first_attempt_done = 1;
@@ -1209,8 +1360,10 @@ seq_ready(struct msr_audit *a)
 	pthread_mutex_unlock(&a->lock);
 	t0 = now_ns();
 	rc = seq_batch(a, 0);
-	if (rc == MSR_AS_OK && a->ninflight > 0)
+	if (rc == MSR_AS_OK && a->ninflight > 0) {
 		msr_metrics_audit_batch(a->ninflight, now_ns() - t0);
+		atomic_fetch_add(&a->m_batches, 1);
+	}
 	pthread_mutex_lock(&a->lock);
 	settle_waiters(a, rc == MSR_AS_OK);
 	if (atomic_load(&a->state) == SEQ_STOPPING)
@@ -1232,6 +1385,7 @@ sequencer_main(void *arg)
 	pthread_mutex_lock(&a->lock);
 	set_state(a, SEQ_CHECKING);
 	for (;;) {
+		run_callbacks(a);
 		switch ((enum seq_state)atomic_load(&a->state)) {
 		case SEQ_STARTING:
 		case SEQ_CHECKING:
@@ -1243,6 +1397,7 @@ sequencer_main(void *arg)
 			continue;
 		case SEQ_REFUSING:
 			fail_queue(a);
+			run_callbacks(a);
 			pthread_cond_wait(&a->work, &a->lock);
 			continue;
 		case SEQ_STOPPING:
@@ -1251,6 +1406,7 @@ sequencer_main(void *arg)
 		break;
 	}
 	fail_queue(a);
+	run_callbacks(a);
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
 }
@@ -1340,6 +1496,7 @@ msr_audit_start(const struct msr_config *cfg)
 	pthread_condattr_setclock(&a->cattr, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->work, &a->cattr);
 	pthread_cond_init(&a->settled, &a->cattr);
+	pthread_cond_init(&a->reap, &a->cattr);
 	pthread_mutex_init(&a->wlock, NULL);
 	pthread_cond_init(&a->wcond, NULL);
 	atomic_init(&a->state, SEQ_STARTING);
@@ -1355,6 +1512,9 @@ msr_audit_start(const struct msr_config *cfg)
 	}
 	a->batch_wait_us = cfg->audit_batch_wait_us;
 	a->max_batch = cfg->audit_max_batch > 0 ? cfg->audit_max_batch : 1;
+	a->qmax = (size_t)a->max_batch * QUEUE_BATCHES;
+	if (a->qmax < QUEUE_MIN)
+		a->qmax = QUEUE_MIN;
 	a->wait_ms = cfg->audit_wait_ms;
 	a->verify_full = strcmp(cfg->audit_verify_on_start, "tail") != 0;
 	a->inflight = calloc((size_t)a->max_batch, sizeof(*a->inflight));
@@ -1383,6 +1543,9 @@ msr_audit_start(const struct msr_config *cfg)
 	if (pthread_create(&a->thread, NULL, sequencer_main, a) != 0)
 		goto fail;
 	a->thread_started = 1;
+	if (pthread_create(&a->reaper, NULL, reaper_main, a) != 0)
+		goto fail;
+	a->reaper_started = 1;
 	/*
 	 * Wait for the first attempt (check + load) so that readiness is known when
 	 * the HTTP server starts, but not for long: a full check of a huge log goes
@@ -1412,8 +1575,11 @@ msr_audit_stop(struct msr_audit *a)
 		pthread_mutex_lock(&a->lock);
 		atomic_store(&a->state, SEQ_STOPPING);
 		pthread_cond_broadcast(&a->work);
+		pthread_cond_broadcast(&a->reap);
 		pthread_mutex_unlock(&a->lock);
 		pthread_join(a->thread, NULL);
+		if (a->reaper_started)
+			pthread_join(a->reaper, NULL);
 	}
 	if (a->writer_started) {
 		pthread_mutex_lock(&a->wlock);
@@ -1436,6 +1602,7 @@ msr_audit_stop(struct msr_audit *a)
 	free(a->inflight);
 	pthread_cond_destroy(&a->work);
 	pthread_cond_destroy(&a->settled);
+	pthread_cond_destroy(&a->reap);
 	pthread_condattr_destroy(&a->cattr);
 	pthread_mutex_destroy(&a->lock);
 	pthread_cond_destroy(&a->wcond);
@@ -1461,6 +1628,60 @@ msr_audit_verifier(struct msr_audit *a)
 	return a->trust;
 }
 
+/*
+ * Queue w (lock held, state READY checked by the caller). 0, or -1 when the
+ * queue is full.
+ */
+static int
+enqueue(struct msr_audit *a, struct waiter *w)
+{
+	if (a->qlen >= a->qmax)
+		return -1;
+	w->state = W_QUEUED;
+	w->enq_ns = now_ns();
+	w->next = NULL;
+	w->prev = a->tail;
+	if (a->tail != NULL)
+		a->tail->next = w;
+	else
+		a->head = w;
+	a->tail = w;
+	a->qlen++;
+	if (a->qlen == 1 || a->qlen >= (size_t)a->max_batch)
+		pthread_cond_signal(&a->work);
+	return 0;
+}
+
+int
+msr_audit_append_async(struct msr_audit *a, const char *entry, size_t len,
+    int64_t client_id, msr_audit_done_fn cb, void *arg)
+{
+	struct waiter *w;
+	int ret = -1;
+
+	if (cb == NULL || !msr_audit_ready(a) || len > INT32_MAX)
+		return -1;
+	w = malloc(sizeof(*w) + len);
+	if (w == NULL)
+		return -1;
+	memset(w, 0, sizeof(*w));
+	memcpy(w + 1, entry, len);
+	w->entry = (const char *)(w + 1);
+	w->len = len;
+	w->client_id = client_id;
+	w->cb = cb;
+	w->cb_arg = arg;
+	msr_merkle_leaf_hash((const uint8_t *)entry, len, w->leaf);
+	pthread_mutex_lock(&a->lock);
+	if (atomic_load(&a->state) == SEQ_READY)
+		ret = enqueue(a, w);
+	pthread_mutex_unlock(&a->lock);
+	if (ret != 0)
+		free(w);
+	return ret;
+}
+
+/* The blocking append: a waiter on this stack frame, woken by its cond. */
 static int
 append(struct msr_audit *a, const char *entry, size_t len, int64_t client_id,
     int write, int64_t *index)
@@ -1476,30 +1697,18 @@ append(struct msr_audit *a, const char *entry, size_t len, int64_t client_id,
 	w.len = len;
 	w.client_id = client_id;
 	w.write = write;
-	w.state = W_QUEUED;
+	msr_merkle_leaf_hash((const uint8_t *)entry, len, w.leaf);
 	pthread_cond_init(&w.cond, &a->cattr);
 
 	pthread_mutex_lock(&a->lock);
-	if (atomic_load(&a->state) != SEQ_READY) {
-		pthread_mutex_unlock(&a->lock);
-		goto done;
-	}
 	/*
 	 * The waiter lives on this stack frame: it leaves the queue (sequencer or
 	 * timeout, both under a->lock) before this function returns (invariant 6).
 	 */
-	w.enq_ns = now_ns();
-	w.prev = a->tail;
-	if (a->tail != NULL)
-		a->tail->next = &w;
-	else
-		/* cppcheck-suppress autoVariables */
-		a->head = &w;
-	/* cppcheck-suppress autoVariables */
-	a->tail = &w;
-	a->qlen++;
-	if (a->qlen == 1 || a->qlen >= (size_t)a->max_batch)
-		pthread_cond_signal(&a->work);
+	if (atomic_load(&a->state) != SEQ_READY || enqueue(a, &w) != 0) {
+		pthread_mutex_unlock(&a->lock);
+		goto done;
+	}
 	deadline_ns(&ts, w.enq_ns + (uint64_t)a->wait_ms * 1000000u);
 	while (w.state == W_QUEUED || w.state == W_INFLIGHT) {
 		if (pthread_cond_timedwait(&w.cond, &a->lock, &ts) != ETIMEDOUT)
@@ -1585,9 +1794,13 @@ msr_audit_metrics(struct msr_audit *a, char *buf, size_t cap)
 	    "msreg_audit_writes_voided_total %" PRIuFAST64 "\n"
 	    "# HELP msreg_audit_db_errors_total batches that failed on a database error\n"
 	    "# TYPE msreg_audit_db_errors_total counter\n"
-	    "msreg_audit_db_errors_total %" PRIuFAST64 "\n",
+	    "msreg_audit_db_errors_total %" PRIuFAST64 "\n"
+	    "# HELP msreg_audit_batches_total batches of requests' entries committed\n"
+	    "# TYPE msreg_audit_batches_total counter\n"
+	    "msreg_audit_batches_total %" PRIuFAST64 "\n",
 	    st == SEQ_REFUSING, st == SEQ_READY,
 	    (uint_fast64_t)atomic_load(&a->m_tree_size),
 	    (uint_fast64_t)atomic_load(&a->m_voided),
-	    (uint_fast64_t)atomic_load(&a->m_db_errors));
+	    (uint_fast64_t)atomic_load(&a->m_db_errors),
+	    (uint_fast64_t)atomic_load(&a->m_batches));
 }

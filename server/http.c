@@ -2,8 +2,12 @@
  * http.c — libmicrohttpd daemon, routing, request contexts and middleware.
  *
  * The daemon runs MHD's internal thread pool on epoll ([http] threads). Handlers
- * run on those threads and may block on PostgreSQL and on the audit sequencer's
- * group commit, so the pool is sized for concurrency, not for cores.
+ * run on those threads and may block on PostgreSQL, so the pool is sized for
+ * concurrency, not for cores. An audited read does not block on the audit
+ * sequencer's group commit: its connection is suspended
+ * (MHD_ALLOW_SUSPEND_RESUME) while its entry is appended asynchronously, and
+ * resumed by the sequencer's callback (audit_request_async); a write still
+ * waits on its worker thread, holding its transaction (invariant 6).
  *
  * Invariants:
  *  1. Every request gets exactly one struct msr_req, created when its headers
@@ -35,8 +39,12 @@
  *  9. Every error body is valid UTF-8 JSON (msr_utf8_clean on every message).
  *  3. Every reply is JSON except the documented text/plain endpoints; errors are
  *     {"error":{"code","message","detail"}} with a stable code.
- *  4. An audited route's reply is queued only after msr_audit_append() made its
- *     entry durable; if that fails the reply is replaced by 503 unavailable.
+ *  4. An audited route's reply is queued only after msr_audit_append() (or, for
+ *     a suspended read, msr_audit_append_async()'s callback) made its entry
+ *     durable; if that fails the reply is replaced by 503 unavailable. A
+ *     suspended connection is resumed only by that callback (after at most
+ *     [audit] wait_ms), and msr_http_stop waits for every one before it stops
+ *     MHD (h->suspended).
  *  5. The request's database connection is released before the audit wait, so
  *     requests waiting for a group commit hold no pool slot — except a write
  *     whose transaction waits for its entry (invariant 6).
@@ -77,6 +85,9 @@
 #include "msreg/server.h"
 #include "msreg/witness.h"
 
+/* msr_req.audit_wait: a read suspended for its audit entry (audit_request_async) */
+enum { AW_NONE, AW_WAITING, AW_DONE };
+
 /* Estimated bytes of a parsed JSON value (jansson: json_t, allocator, slot). */
 #define JSON_VALUE_COST 128
 
@@ -97,6 +108,7 @@ struct msr_http {
 	char                 *tls_cert, *tls_key;
 	int                   inflight;      /* requests between req_new and on_completed */
 	int                   live;          /* connections the acceptor handed over, open (atomic) */
+	int                   suspended;     /* connections waiting for their audit entry (atomic) */
 	size_t                body_bytes;    /* reserved by bodies in flight (atomic) */
 	size_t                large_bytes;   /* of which by batch routes' requests (atomic) */
 	struct msr_ratelimit *rate_addr;     /* unauthenticated traffic per source address */
@@ -772,16 +784,16 @@ format_time(char *buf, size_t len)
 }
 
 /*
- * Append this request's audit entry. The entry is canonical JSON (compact,
- * keys sorted): who, what, outcome, plus whatever the handler noted.
+ * This request's audit entry: canonical JSON (compact, keys sorted): who,
+ * what, outcome, plus whatever the handler noted. NULL when it cannot be
+ * built within MSR_AUDIT_ENTRY_MAX. The caller frees it.
  */
-static void
-audit_request(struct msr_req *r)
+static char *
+audit_text(struct msr_req *r)
 {
 	char when[40];
 	json_t *entry;
 	char *text = NULL;
-	int64_t index = -1;
 
 	format_time(when, sizeof(when));
 	entry = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s, s:o, s:i}",
@@ -830,19 +842,99 @@ audit_request(struct msr_req *r)
 		free(text);
 		text = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS);
 	}
-	if (text == NULL || strlen(text) > MSR_AUDIT_ENTRY_MAX || r->srv->audit == NULL ||
+	json_decref(entry);
+	if (text != NULL && strlen(text) > MSR_AUDIT_ENTRY_MAX) {
+		free(text);
+		text = NULL;
+	}
+	return text;
+}
+
+/* The audit entry could not be made durable: 503 (invariant 4). */
+static void
+audit_failed(struct msr_req *r)
+{
+	log_warn("audit append failed for %s (client %lld); answering 503",
+	    r->route->action, (long long)r->client.id);
+	msr_reply_unavailable(r, "the audit log is unavailable; the request was not answered");
+	r->audit_index = -1;
+}
+
+/* Append this request's audit entry, blocking until it is durable. */
+static void
+audit_request(struct msr_req *r)
+{
+	char *text = audit_text(r);
+	int64_t index = -1;
+
+	if (text == NULL || r->srv->audit == NULL ||
 	    (r->commit_pending ?
 	    msr_audit_append_write(r->srv->audit, text, strlen(text), r->client.id, &index) :
-	    msr_audit_append(r->srv->audit, text, strlen(text), r->client.id, &index)) != 0) {
-		log_warn("audit append failed for %s (client %lld); answering 503",
-		    r->route->action, (long long)r->client.id);
-		msr_reply_unavailable(r, "the audit log is unavailable; the request was not answered");
-		r->audit_index = -1;
-	} else {
+	    msr_audit_append(r->srv->audit, text, strlen(text), r->client.id, &index)) != 0)
+		audit_failed(r);
+	else
 		r->audit_index = index;
-	}
 	free(text);
-	json_decref(entry);
+}
+
+/*
+ * The sequencer's callback for a suspended request (on its thread): record
+ * the outcome, then resume the connection; MHD calls on_request again, which
+ * answers (audit_resumed). r is not touched after the resume: the worker
+ * may answer and free it at once.
+ */
+static void
+audit_done(void *arg, int64_t index)
+{
+	struct msr_req *r = arg;
+	struct MHD_Connection *conn = r->conn;
+	struct msr_http *h = r->http;
+
+	r->audit_async_index = index;
+	__atomic_store_n(&r->audit_wait, AW_DONE, __ATOMIC_RELEASE);
+	MHD_resume_connection(conn);
+	__atomic_sub_fetch(&h->suspended, 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * A read (nothing to commit, no pool slot held): suspend the connection and
+ * append the entry asynchronously, so that no worker thread waits for the
+ * group commit (invariant 5). 1 when suspended (the reply is queued by
+ * audit_resumed), 0 to append blocking instead.
+ */
+static int
+audit_request_async(struct msr_req *r)
+{
+	struct msr_http *h = r->http;
+	char *text;
+	int rc;
+
+	if (r->srv->audit == NULL || !msr_audit_ready(r->srv->audit))
+		return 0;
+	text = audit_text(r);
+	if (text == NULL)
+		return 0;
+	/* suspended before the append, so that the callback can only resume it */
+	__atomic_add_fetch(&h->suspended, 1, __ATOMIC_ACQ_REL);
+	r->audit_wait = AW_WAITING;
+	MHD_suspend_connection(r->conn);
+	rc = msr_audit_append_async(r->srv->audit, text, strlen(text), r->client.id,
+	    audit_done, r);
+	free(text);
+	if (rc != 0)
+		audit_done(r, -1);      /* refused at once: resume, answer 503 */
+	return 1;
+}
+
+/* on_request after the resume: the entry's outcome decides the answer. */
+static void
+audit_resumed(struct msr_req *r)
+{
+	r->audit_wait = AW_NONE;
+	if (__atomic_load_n(&r->audit_async_index, __ATOMIC_ACQUIRE) < 0)
+		audit_failed(r);
+	else
+		r->audit_index = r->audit_async_index;
 }
 
 /*
@@ -874,16 +966,21 @@ finish_write(struct msr_req *r, int audited)
 
 /*
  * After a reply is set: release the connection, append the audit entry of an
- * audited route's authenticated caller, commit a pending write.
+ * audited route's authenticated caller, commit a pending write. 1 when the
+ * request was suspended for its entry (a read, audit_request_async): the
+ * reply is queued when it resumes. Only a whole request may be suspended
+ * (may_suspend): an early refusal is answered before its body is read.
  */
-static void
-complete(struct msr_req *r)
+static int
+complete(struct msr_req *r, int may_suspend)
 {
 	int audited = r->authed && !r->no_audit && (r->route->flags & MSR_R_AUDITED);
 
 	if (!r->commit_pending) {
 		msr_db_release(r->db);
 		r->db = NULL;
+		if (audited && may_suspend && audit_request_async(r))
+			return 1;
 	}
 	if (audited)
 		audit_request(r);
@@ -891,6 +988,7 @@ complete(struct msr_req *r)
 		finish_write(r, audited);
 	msr_db_release(r->db);
 	r->db = NULL;
+	return 0;
 }
 
 static struct conn_track *
@@ -919,8 +1017,8 @@ conn_mark(struct msr_http *h, struct MHD_Connection *conn, int answering)
 	pthread_mutex_unlock(&h->lock);
 }
 
-/* The whole request has arrived: answer it. */
-static void
+/* The whole request has arrived: answer it. 1 when suspended (complete). */
+static int
 dispatch(struct msr_req *r)
 {
 	const struct msr_route *rt = r->route;
@@ -942,7 +1040,7 @@ dispatch(struct msr_req *r)
 		msr_reply_unavailable(r, "internal error");
 	}
 done:
-	complete(r);
+	return complete(r, 1);
 }
 
 static enum MHD_Result
@@ -1189,7 +1287,7 @@ on_headers(struct msr_req *r)
 	}
 	return 0;
 refused:
-	complete(r);
+	complete(r, 0);
 	return -1;
 }
 
@@ -1266,6 +1364,15 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 			return queue_reply(r);
 		return MHD_YES;
 	}
+	switch (__atomic_load_n(&r->audit_wait, __ATOMIC_ACQUIRE)) {
+	case AW_WAITING:
+		return MHD_YES;         /* not resumed yet (not called while suspended) */
+	case AW_DONE:
+		audit_resumed(r);
+		return queue_reply(r);
+	default:
+		break;
+	}
 	if (r->status != 0) {        /* already answered early; discard the body */
 		*upload_data_size = 0;
 		return MHD_YES;
@@ -1281,7 +1388,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	dispatch(r);
+	if (dispatch(r))
+		return MHD_YES;         /* suspended for its audit entry */
 	return queue_reply(r);
 }
 
@@ -1473,7 +1581,7 @@ msr_http_start(struct msr_server *srv)
 	struct msr_http *h = calloc(1, sizeof(*h));
 	struct sockaddr_storage ss;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	    MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	    MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
 	struct MHD_OptionItem opts[16];
 	int n = 0, listen_fd = -1;
 
@@ -1613,6 +1721,19 @@ msr_http_stop(struct msr_http *h)
 	if (waited_ms >= limit_ms)
 		log_warn("shutdown: %d request(s) still in flight after %d s; closing",
 		    __atomic_load_n(&h->inflight, __ATOMIC_ACQUIRE), limit_ms / 1000);
+	/*
+	 * A suspended connection is resumed by the sequencer's callback, at the
+	 * latest after [audit] wait_ms (its reaper); MHD must not be stopped
+	 * with one still suspended, nor h freed before its callback ran.
+	 */
+	waited_ms = 0;
+	while (__atomic_load_n(&h->suspended, __ATOMIC_ACQUIRE) > 0) {
+		if (waited_ms % 5000 == 0)
+			log_warn("shutdown: %d request(s) still waiting for their audit entry",
+			    __atomic_load_n(&h->suspended, __ATOMIC_ACQUIRE));
+		nanosleep(&tick, NULL);
+		waited_ms += 10;
+	}
 	if (h->reaper_started) {
 		pthread_mutex_lock(&h->lock);
 		h->reaper_stop = 1;

@@ -40,6 +40,19 @@ int msr_audit_ready(struct msr_audit *a);
 /* Append one canonical-JSON entry; blocks until durable. 0 on success. */
 int msr_audit_append(struct msr_audit *a, const char *entry, size_t len,
                      int64_t client_id, int64_t *index);
+/*
+ * The same without blocking: the entry is copied, and once the batch holding
+ * it has committed (the same durability and zero merge delay as
+ * msr_audit_append) the sequencer thread calls cb(arg, index), or cb(arg, -1)
+ * when the entry could not be sequenced (database error, integrity failure,
+ * queued longer than [audit] wait_ms, stop). Returns 0 when queued (cb is then
+ * called exactly once), -1 when refused at once (not ready, queue full: cb is
+ * never called). cb runs without the sequencer's lock and must be quick (it
+ * delays the next batch); it may append again.
+ */
+typedef void (*msr_audit_done_fn)(void *arg, int64_t index);
+int msr_audit_append_async(struct msr_audit *a, const char *entry, size_t len,
+                           int64_t client_id, msr_audit_done_fn cb, void *arg);
 /* The same for a write whose transaction on its own connection is still open. */
 int msr_audit_append_write(struct msr_audit *a, const char *entry, size_t len,
                            int64_t client_id, int64_t *index);

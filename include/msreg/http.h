@@ -131,6 +131,9 @@ struct msr_req {
 	json_t                  *audit;
 	int64_t                  audit_index;   /* -1 if not audited */
 	uint64_t                 start_ns;
+	/* a read's entry appended asynchronously, the connection suspended (http.c) */
+	int                      audit_wait;    /* AW_* in http.c */
+	int64_t                  audit_async_index;
 };
 
 /* The route table (routes.c). */
