@@ -552,8 +552,21 @@ START_TEST(json_never_fits)
 	}
 	memcpy(body + n, "1]}", 4);
 	for (int i = 0; i < 2; i++) {
-		ck_assert_int_eq(msr_it_request(&b, "POST", "/v1/firearms/batch", mfr_key, NULL, body,
-		    &r), 0);
+		/*
+		 * A body's memory is released in MHD's completion callback, which can
+		 * run after the client has read the reply: a request sent at once may
+		 * still find the previous body in the budget and get the honest 503
+		 * "retry later". What must never happen is 503 on an idle budget, so
+		 * retry a 503 for a while; a parse that can never fit ends in 413.
+		 */
+		for (int tries = 0;; tries++) {
+			ck_assert_int_eq(msr_it_request(&b, "POST", "/v1/firearms/batch", mfr_key,
+			    NULL, body, &r), 0);
+			if (r.status != 503 || tries >= 100)
+				break;
+			msr_it_resp_free(&r);
+			sleep_ms(50);
+		}
 		printf("never fits: 500 KB of 1,1,1,... on an idle 1 MiB budget answered %ld %s\n",
 		    r.status, msr_it_error_code(&r));
 		ck_assert_int_eq(r.status, 413);
