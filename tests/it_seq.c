@@ -263,8 +263,9 @@ START_TEST(lock_held_elsewhere_fails_within_wait_ms)
 		    (void *)(intptr_t)i), 0);
 	}
 	/* wait_ms is 1 s, the statement timeout 20 s */
-	ck_assert_int_eq(wait_settled(n, 10000), 0);
-	ck_assert_double_lt(msr_now_s() - t0, 6.0);
+	ck_assert_int_eq(wait_settled(n, 30000), 0);
+	/* well under the 20 s statement timeout (a loaded machine is slow) */
+	ck_assert_double_lt(msr_now_s() - t0, 15.0);
 	for (int i = 0; i < n; i++) {
 		ck_assert_int_eq(got[i], -1);
 		ck_assert_int_eq(calls[i], 1);
@@ -372,7 +373,8 @@ START_TEST(suspended_reads_hold_no_worker)
 	t0 = msr_now_s();
 	st = msr_it_status(&web, "GET", "/healthz", NULL, NULL);
 	ck_assert_int_eq(st, 200);
-	ck_assert_double_lt(msr_now_s() - t0, 1.0);
+	/* blocking workers would take 16 x 1.5 s / 2 = 12 s; margin for a loaded machine */
+	ck_assert_double_lt(msr_now_s() - t0, 4.0);
 	for (int i = 0; i < READERS; i++) {
 		pthread_join(rd[i].th, NULL);
 		ck_assert_int_eq(rd[i].status, 503);
