@@ -593,9 +593,26 @@ msr_query_match_bound(const struct msr_query *q)
 		 * the 6 most constraining positions. Never claim more than that; it
 		 * also caps the bits at 30, one codeword of 2^30.
 		 */
+		double f[MSR_RS8_LEN];
+
+		/*
+		 * With no mismatch allowed match_prob is the product of each
+		 * position's share of cost-0 symbols: the same factors multiplied
+		 * in the same order, computed once instead of once per pair.
+		 */
+		for (unsigned x = 0; x < MSR_RS8_LEN; x++) {
+			unsigned h = 0;
+
+			for (unsigned s = 0; s < MSR_SYMBOLS; s++)
+				h += q->cost[x][s] == 0;
+			f[x] = h / (double)MSR_SYMBOLS;
+		}
 		for (unsigned a = 0; a < MSR_RS8_LEN; a++)
 			for (unsigned b = a + 1; b < MSR_RS8_LEN; b++) {
-				pm = match_prob(q, all & ~(UINT32_C(1) << a) & ~(UINT32_C(1) << b), 0);
+				pm = 1.0;
+				for (unsigned x = 0; x < MSR_RS8_LEN; x++)
+					if (x != a && x != b)
+						pm = pm * f[x];
 				if (pm < six)
 					six = pm;
 			}

@@ -925,6 +925,24 @@ opt_cmp(const void *a, const void *b)
 	return x->cost < y->cost ? -1 : x->cost > y->cost;
 }
 
+/*
+ * Sort the (at most NTAB * NPOS) options by cost, stably, as qsort with
+ * opt_cmp would: glibc's qsort mallocs a buffer for an array this size, once
+ * per run per search.
+ */
+static void
+opt_sort(struct plan_item *o, size_t n)
+{
+	for (size_t i = 1; i < n; i++) {
+		struct plan_item x = o[i];
+		size_t j = i;
+
+		for (; j > 0 && opt_cmp(&o[j - 1], &x) > 0; j--)
+			o[j] = o[j - 1];
+		o[j] = x;
+	}
+}
+
 /* Branch and bound over options sorted by cost: `need` disjoint exact sets. */
 static void
 choose_rec(struct choose *ch, size_t from, unsigned depth, uint8_t used,
@@ -990,7 +1008,7 @@ plan_run(const struct qctx *c, const struct run *r, struct plan *out)
 			ch.opt[ch.nopt++] = o;
 		}
 	}
-	qsort(ch.opt, ch.nopt, sizeof(ch.opt[0]), opt_cmp);
+	opt_sort(ch.opt, ch.nopt);
 	choose_rec(&ch, 0, 0, 0, 0.0);
 	*out = ch.best;
 }
