@@ -99,9 +99,14 @@ static const struct msr_db_stmt s_write_done = {
 	"audit_write_done", "SELECT audit_write_done($1::bigint)", 1 };
 
 /* Verifier (standalone connection, one snapshot). */
-static const char copy_sql[] =
+static const char copy_joined_sql[] =
 	"COPY (SELECT e.idx, e.leaf, h.hash FROM audit_entries e"
 	" LEFT JOIN audit_hashes h ON h.level = 0 AND h.idx = e.idx ORDER BY e.idx)"
+	" TO STDOUT (FORMAT binary)";
+static const char copy_entries_sql[] =
+	"COPY (SELECT idx, leaf FROM audit_entries ORDER BY idx) TO STDOUT (FORMAT binary)";
+static const char copy_hashes_sql[] =
+	"COPY (SELECT idx, hash FROM audit_hashes WHERE level = 0 ORDER BY idx)"
 	" TO STDOUT (FORMAT binary)";
 static const char *const copy_plan[] = {
 	"SET LOCAL enable_hashjoin = off", "SET LOCAL enable_nestloop = off",
@@ -942,18 +947,121 @@ done:
 	return ret;
 }
 
+/* --- binary COPY streams --------------------------------------------------------------- */
+
+/* One COPY ... TO STDOUT (FORMAT binary) being read, a row at a time. */
+struct copy_in {
+	PGconn	*pg;
+	char	*row;		/* libpq's buffer for the current row */
+	int	 header;	/* the file header is still ahead */
+	int	 done;		/* trailer or end seen */
+};
+
+/* Start sql on c->pg; 0, or -1 with the reason in rep. */
+static int
+copy_start(struct copy_in *c, PGconn *pg, const char *sql, struct msr_audit_report *rep)
+{
+	PGresult *res = PQexec(pg, sql);
+	int ok = PQresultStatus(res) == PGRES_COPY_OUT;
+
+	memset(c, 0, sizeof(*c));
+	c->pg = pg;
+	c->header = 1;
+	if (!ok) {
+		rep->io_error = 1;
+		msr_audit_report_fail(rep, -1, "reading the log: %s", PQresultErrorMessage(res));
+		c->done = 1;
+	}
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
 /*
- * Parse one binary COPY tuple: (idx int8, leaf bytea, hash bytea or NULL).
- * Returns 0, or -1 if malformed.
+ * The next tuple's bytes (after the header; without the trailer): 1 and *p,
+ * *len; 0 at the end; -1 malformed or unreadable (rep says which).
  */
 static int
-parse_row(const uint8_t *p, int len, uint64_t *idx, const uint8_t **leaf,
+copy_next(struct copy_in *c, const uint8_t **p, int *len, struct msr_audit_report *rep)
+{
+	const uint8_t *q;
+	int n;
+
+	if (c->row != NULL) {
+		PQfreemem(c->row);
+		c->row = NULL;
+	}
+	if (c->done)
+		return 0;
+	n = PQgetCopyData(c->pg, &c->row, 0);
+	if (n <= 0) {
+		c->done = 1;
+		if (n == -2) {
+			rep->io_error = 1;
+			msr_audit_report_fail(rep, -1, "reading the log: %s", PQerrorMessage(c->pg));
+			return -1;
+		}
+		return 0;
+	}
+	q = (const uint8_t *)c->row;
+	if (c->header) {
+		/* "PGCOPY\n\377\r\n\0", flags, header extension length */
+		if (n < 19 || memcmp(q, "PGCOPY\n\377\r\n", 11) != 0 ||
+		    msr_load_be(q + 15, 4) > (uint64_t)n - 19)
+			goto malformed;
+		q += 19 + msr_load_be(q + 15, 4);
+		n -= (int)(q - (const uint8_t *)c->row);
+		c->header = 0;
+	}
+	if (n == 2 && msr_load_be(q, 2) == 0xffff)
+		return copy_next(c, p, len, rep);	/* trailer: libpq's end is next */
+	*p = q;
+	*len = n;
+	return 1;
+malformed:
+	rep->io_error = 1;
+	msr_audit_report_fail(rep, -1, "malformed COPY data");
+	c->done = 1;
+	return -1;
+}
+
+/* Drain what is left and collect the COPY's result: 0, or -1 (rep says why). */
+static int
+copy_finish(struct copy_in *c, struct msr_audit_report *rep)
+{
+	const uint8_t *p;
+	PGresult *res;
+	int len, ret = 0;
+
+	if (c->pg == NULL)
+		return 0;
+	while (copy_next(c, &p, &len, rep) > 0)
+		;
+	res = PQgetResult(c->pg);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rep->io_error = 1;
+		msr_audit_report_fail(rep, -1, "reading the log: %s", PQresultErrorMessage(res));
+		ret = -1;
+	}
+	PQclear(res);
+	while ((res = PQgetResult(c->pg)) != NULL)
+		PQclear(res);
+	return ret;
+}
+
+/*
+ * Parse one binary COPY tuple of nf fields: (idx int8, bytes bytea[, bytes bytea
+ * or NULL]). Returns 0, or -1 if malformed; a NULL or absent third field leaves
+ * *hash NULL.
+ */
+static int
+parse_row(const uint8_t *p, int len, int nf, uint64_t *idx, const uint8_t **leaf,
     size_t *leaf_len, const uint8_t **hash)
 {
 	const uint8_t *end = p + len;
 	int32_t fl;
 
-	if (len < 2 || msr_load_be(p, 2) != 3)
+	*hash = NULL;
+	if (len < 2 || msr_load_be(p, 2) != (uint64_t)nf)
 		return -1;
 	p += 2;
 	if (end - p < 12 || msr_load_be(p, 4) != 8)
@@ -969,79 +1077,125 @@ parse_row(const uint8_t *p, int len, uint64_t *idx, const uint8_t **leaf,
 	*leaf = p;
 	*leaf_len = (size_t)fl;
 	p += fl;
+	if (nf < 3)
+		return 0;
 	if (end - p < 4)
 		return -1;
 	fl = (int32_t)msr_load_be(p, 4);
 	p += 4;
-	*hash = NULL;
 	if (fl == HLEN && end - p >= HLEN)
 		*hash = p;
 	return 0;
 }
 
-/* Stream the entries through the pure verifier v. */
+/*
+ * Stream the entries through the pure verifier v. With hc (a second
+ * connection in the same snapshot, already streaming level-0 hashes by index)
+ * each entry's stored hash comes from there: the two scans run in two
+ * backends at once instead of one merge join. Without, ec's rows carry the
+ * hash themselves (copy_joined_sql).
+ */
 static int
-stream_entries(PGconn *pg, struct msr_av *v, struct msr_audit_report *rep)
+stream_entries(struct copy_in *ec, struct copy_in *hc, struct msr_av *v,
+    struct msr_audit_report *rep)
 {
-	PGresult *res = PQexec(pg, copy_sql);
-	int header = 1, ret = -1, len;
-	char *row = NULL;
+	const uint8_t *p, *hp, *leaf, *stored, *hash = NULL, *none;
+	size_t leaf_len, hash_len;
+	uint64_t idx, hidx = 0;
+	int len, hl, rc, hrc = 1, ret;
 
-	if (PQresultStatus(res) != PGRES_COPY_OUT) {
-		rep->io_error = 1;
-		msr_audit_report_fail(rep, -1, "reading entries: %s", PQresultErrorMessage(res));
-		PQclear(res);
-		return -1;
-	}
-	PQclear(res);
-	while ((len = PQgetCopyData(pg, &row, 0)) > 0) {
-		const uint8_t *p = (const uint8_t *)row, *leaf, *stored;
-		size_t leaf_len;
-		uint64_t idx;
-
-		if (header) {
-			/* "PGCOPY\n\377\r\n\0", flags, header extension length */
-			if (len < 19 || memcmp(p, "PGCOPY\n\377\r\n", 11) != 0)
-				goto malformed;
-			p += 19 + msr_load_be(p + 15, 4);
-			len -= (int)(p - (const uint8_t *)row);
-			header = 0;
-		}
-		if (len == 2 && msr_load_be(p, 2) == 0xffff)
-			goto next_row;		/* trailer */
+	while ((rc = copy_next(ec, &p, &len, rep)) > 0) {
 		if (v->bad)
-			goto next_row;		/* drain after the first problem */
-		if (parse_row(p, len, &idx, &leaf, &leaf_len, &stored) != 0)
+			continue;		/* drain after the first problem */
+		if (parse_row(p, len, hc != NULL ? 2 : 3, &idx, &leaf, &leaf_len, &stored) != 0)
 			goto malformed;
+		if (hc != NULL) {
+			/* the stored hash of idx, if any: skip hashes of absent entries */
+			while (hrc > 0 && (hash == NULL || hidx < idx)) {
+				hrc = copy_next(hc, &hp, &hl, rep);
+				if (hrc > 0 && (parse_row(hp, hl, 2, &hidx, &hash, &hash_len,
+				    &none) != 0 || hash_len != HLEN))
+					goto malformed;
+			}
+			stored = hrc > 0 && hidx == idx ? hash : NULL;
+		}
 		msr_av_entry(v, idx, leaf, leaf_len, 1, stored);
-next_row:
-		PQfreemem(row);
-		row = NULL;
 		continue;
 malformed:
-		msr_audit_report_fail(rep, (int64_t)v->fr.size, "malformed COPY data near entry %"
-		    PRIu64, v->fr.size);
+		msr_audit_report_fail(rep, (int64_t)v->fr.size, "malformed COPY data near "
+		    "entry %" PRIu64, v->fr.size);
 		v->bad = 1;
 		rep->io_error = 1;
-		PQfreemem(row);
-		row = NULL;
 	}
-	if (len == -2) {
-		rep->io_error = 1;
-		msr_audit_report_fail(rep, -1, "reading entries: %s", PQerrorMessage(pg));
-	}
-	res = PQgetResult(pg);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rep->io_error = 1;
-		msr_audit_report_fail(rep, -1, "reading entries: %s", PQresultErrorMessage(res));
-	}
-	PQclear(res);
-	while ((res = PQgetResult(pg)) != NULL)
-		PQclear(res);
-	if (rep->message[0] != '\0')
+	ret = copy_finish(ec, rep);
+	if (hc != NULL && copy_finish(hc, rep) != 0)
+		ret = -1;
+	if (rc < 0 || hrc < 0 || ret != 0 || rep->message[0] != '\0')
 		return -1;
-	ret = msr_av_finish(v);
-	return ret;
+	return msr_av_finish(v);
+}
+
+/*
+ * A second connection to the same database in the same snapshot as pg (whose
+ * REPEATABLE READ transaction is open), or NULL: the caller then reads
+ * everything through pg.
+ */
+static PGconn *
+twin_open(PGconn *pg)
+{
+	PQconninfoOption *opts = PQconninfo(pg), *o;
+	const char *kw[64], *val[64];
+	char sql[160];
+	PGresult *res = NULL;
+	PGconn *twin = NULL;
+	int n = 0;
+
+	if (opts == NULL)
+		return NULL;
+	for (o = opts; o->keyword != NULL && n < 62; o++)
+		if (o->val != NULL && o->val[0] != '\0') {
+			kw[n] = o->keyword;
+			val[n++] = o->val;
+		}
+	kw[n] = NULL;
+	val[n] = NULL;
+	res = PQexec(pg, "SELECT pg_export_snapshot()");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+	    PQgetlength(res, 0, 0) > 100)
+		goto fail;
+	/* the snapshot id is the server's ([0-9A-F-]); checked, it cannot break out */
+	if (strspn(PQgetvalue(res, 0, 0), "0123456789ABCDEFabcdef-") !=
+	    strlen(PQgetvalue(res, 0, 0)))
+		goto fail;
+	snprintf(sql, sizeof(sql), "SET TRANSACTION SNAPSHOT '%s'", PQgetvalue(res, 0, 0));
+	twin = PQconnectdbParams(kw, val, 0);
+	if (PQstatus(twin) != CONNECTION_OK)
+		goto fail;
+	PQclear(res);
+	res = PQexec(twin, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		goto fail;
+	PQclear(res);
+	res = PQexec(twin, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		goto fail;
+	PQclear(res);
+	PQconninfoFree(opts);
+	return twin;
+fail:
+	PQclear(res);
+	PQconninfoFree(opts);
+	if (twin != NULL)
+		PQfinish(twin);
+	return NULL;
+}
+
+/* The planner settings of copy_plan on c (both scans in index order). */
+static void
+plan_copy(PGconn *c)
+{
+	for (size_t i = 0; i < sizeof(copy_plan) / sizeof(copy_plan[0]); i++)
+		PQclear(PQexec(c, copy_plan[i]));
 }
 
 int
@@ -1055,6 +1209,8 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 	struct msr_av av;
 	size_t ncps = 0;
 	PGresult *res, *cpres = NULL;
+	struct copy_in ec, hc;
+	PGconn *twin = NULL;
 	double t0 = msr_now_s();
 	int av_ready = 0, ret = -1;
 
@@ -1106,13 +1262,37 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 	 */
 	sigs = msr_av_sig_start(v, notes, cps, ncps, flags);
 	/*
-	 * The plan for the COPY: a merge join of the two primary-key scans, in
-	 * index order, no sort, no parallel workers (they compete with the
-	 * hashing for the same cores); whatever the statistics say.
+	 * The plan for the COPYs: primary-key scans in index order, no sort, no
+	 * parallel workers (they compete with the hashing for the same cores);
+	 * whatever the statistics say. The level-0 hashes stream from a second
+	 * backend in the same snapshot when one can be opened (two scans side by
+	 * side cost less than their merge join in one), else through the join.
 	 */
-	for (size_t i = 0; i < sizeof(copy_plan) / sizeof(copy_plan[0]); i++)
-		PQclear(PQexec(pg, copy_plan[i]));
-	if (stream_entries(pg, &av, rep) == 0 && ncps > 0)
+	twin = twin_open(pg);
+	plan_copy(pg);
+	if (twin != NULL) {
+		plan_copy(twin);
+		if (PQsendQuery(twin, copy_hashes_sql) != 1) {
+			PQfinish(twin);
+			twin = NULL;
+		}
+	}
+	if (twin != NULL) {
+		PGresult *r = PQgetResult(twin);
+
+		memset(&hc, 0, sizeof(hc));
+		if (PQresultStatus(r) == PGRES_COPY_OUT) {
+			hc.pg = twin;
+			hc.header = 1;
+		}
+		PQclear(r);
+		if (hc.pg == NULL) {
+			PQfinish(twin);
+			twin = NULL;
+		}
+	}
+	if (copy_start(&ec, pg, twin != NULL ? copy_entries_sql : copy_joined_sql, rep) == 0 &&
+	    stream_entries(&ec, twin != NULL ? &hc : NULL, &av, rep) == 0 && ncps > 0)
 		check_stored_root(pg, &cps[ncps - 1], rep);
 	msr_av_sig_finish(sigs, rep->io_error, rep);
 	if (rep->message[0] != '\0')
@@ -1120,11 +1300,14 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 	if (ncps > 0)
 		rep->tree_size = cps[ncps - 1].size;
 	rep->checkpoints += since != NULL;
+	rep->signatures += since != NULL;
 	ret = 0;
 rollback:
 	res = PQexec(pg, "ROLLBACK");
 	PQclear(res);
 done:
+	if (twin != NULL)
+		PQfinish(twin);
 	if (av_ready)
 		msr_av_free(&av);
 	msr_as_head_clear(&head);
