@@ -205,11 +205,41 @@ msr_av_since(struct msr_av *v, const struct msr_note_checkpoint *since)
 	return 0;
 }
 
+void *
+msr_av_hasher_new(void)
+{
+	return lh_new();
+}
+
+void
+msr_av_hasher_free(void *hasher)
+{
+	lh_free(hasher);
+}
+
+void
+msr_av_leaf_hash(void *hasher, const uint8_t *leaf, size_t len, uint8_t out[HLEN])
+{
+	lh_hash(hasher, leaf, len, out);
+}
+
 int
 msr_av_entry(struct msr_av *v, uint64_t idx, const uint8_t *leaf, size_t len,
     int check_stored, const uint8_t *stored)
 {
-	uint8_t h[HLEN], root[HLEN];
+	uint8_t h[HLEN];
+
+	if (v->bad)
+		return -1;
+	lh_hash(v->hasher, leaf, len, h);
+	return msr_av_entry_hashed(v, idx, h, check_stored, stored);
+}
+
+int
+msr_av_entry_hashed(struct msr_av *v, uint64_t idx, const uint8_t h[HLEN], int check_stored,
+    const uint8_t *stored)
+{
+	uint8_t root[HLEN];
 
 	if (v->bad)
 		return -1;
@@ -223,7 +253,6 @@ msr_av_entry(struct msr_av *v, uint64_t idx, const uint8_t *leaf, size_t len,
 		    "checkpoint (size %" PRIu64 ")", idx, v->expect);
 		goto bad;
 	}
-	lh_hash(v->hasher, leaf, len, h);
 	if (check_stored && stored == NULL) {
 		fail(v->rep, (int64_t)idx, "entry %" PRIu64 ": no stored leaf hash", idx);
 		goto bad;
@@ -254,10 +283,17 @@ msr_av_entry(struct msr_av *v, uint64_t idx, const uint8_t *leaf, size_t len,
 		if (sodium_memcmp(root, v->cps[v->next].root, HLEN) != 0) {
 			uint64_t from = v->next > 0 ? v->cps[v->next - 1].size : 0;
 
-			fail(v->rep, (int64_t)from, "checkpoint at size %" PRIu64 ": root does "
-			    "not match the entries; an entry in %" PRIu64 "..%" PRIu64
-			    " and its stored hash were altered", v->cps[v->next].size, from,
-			    v->cps[v->next].size - 1);
+			if (v->cps[v->next].size - from == 1)
+				fail(v->rep, (int64_t)from, "entry %" PRIu64 " was altered (the "
+				    "checkpoint at size %" PRIu64 " does not match it)", from,
+				    v->cps[v->next].size);
+			else
+				fail(v->rep, (int64_t)from, "checkpoint at size %" PRIu64 ": root "
+				    "does not match the entries; an entry in %" PRIu64 "..%" PRIu64
+				    " was altered", v->cps[v->next].size, from,
+				    v->cps[v->next].size - 1);
+			v->bad_from = from;
+			v->bad_to = v->cps[v->next].size;
 			goto bad;
 		}
 		v->rep->tree_size = v->cps[v->next].size;

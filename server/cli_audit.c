@@ -384,7 +384,7 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 		{ "key", required_argument, NULL, 'k' },
 		{ "vkey", required_argument, NULL, 'v' },
 		{ "db", no_argument, NULL, 'd' },
-		{ "all-signatures", no_argument, NULL, 'a' },
+		{ "full", no_argument, NULL, 'a' },
 		{ "since", required_argument, NULL, 'p' },
 		{ "previous", required_argument, NULL, 'p' },	/* older name */
 		{ "save", required_argument, NULL, 's' },
@@ -398,7 +398,7 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 	char err[512];
 	PGconn *pg = NULL;
 	size_t nv = 0;
-	unsigned flags = MSR_AV_LAST_SIGNATURE;
+	unsigned flags = MSR_AV_LAST_SIGNATURE | MSR_AV_NO_STORED;
 	int c, db = 0, have_v = 0, bad_v = 0, rc, ret = 2;
 
 	optind = 1;
@@ -479,7 +479,7 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 	goto done;
 usage:
 	fprintf(stderr, "usage: msreg [--config FILE] audit verify --db [--vkey VKEY]..."
-	    " [--since CHECKPOINT] [--all-signatures]\n"
+	    " [--since CHECKPOINT] [--full]\n"
 	    "       msreg audit verify --url URL --key AUDITOR_KEY [--vkey VKEY]...\n"
 	    "                          [--since CHECKPOINT] [--save CHECKPOINT]\n"
 	    "  keys may be given inline or as @FILE; CHECKPOINT is a signed checkpoint\n"
@@ -488,8 +488,9 @@ usage:
 	    "  configuration's [audit] key_file, next_key_file and old_keys.\n"
 	    "  --db recomputes every entry and every checkpoint root and verifies the\n"
 	    "  newest checkpoint's signature, which authenticates all of them;\n"
-	    "  --all-signatures verifies every older checkpoint's signature as well\n"
-	    "  (one Ed25519 verification per sequencer batch: much slower).\n");
+	    "  --full also verifies every older checkpoint's own signature (one\n"
+	    "  Ed25519 verification per sequencer batch) and compares every stored\n"
+	    "  leaf hash (the cache proofs are served from) with its entry: slower.\n");
 done:
 	if (key != NULL)
 		sodium_memzero(key, strlen(key));

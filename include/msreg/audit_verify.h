@@ -46,6 +46,16 @@ void msr_audit_report_fail(struct msr_audit_report *rep, int64_t bad, const char
  * dominant cost of a full run).
  */
 #define MSR_AV_LAST_SIGNATURE  0x1
+/*
+ * MSR_AV_NO_STORED: do not compare the stored level-0 hashes (audit_hashes,
+ * the cache inclusion proofs and tiles are served from) with the recomputed
+ * leaf hashes. A wrong stored hash cannot hide a change: every root is
+ * recomputed from the entries themselves, and a proof built on a wrong stored
+ * hash fails its client's verification. When a root does not match, the
+ * database verifier still consults the stored hashes of that checkpoint's
+ * range to name the altered entry.
+ */
+#define MSR_AV_NO_STORED       0x2
 
 /* A stored checkpoint row: size and root as the row says. */
 struct msr_av_checkpoint {
@@ -72,6 +82,7 @@ struct msr_av {
 	uint64_t			 since_size;
 	uint8_t				 since_root[MSR_MERKLE_HASH_LEN];
 	int				 bad;
+	uint64_t			 bad_from, bad_to;	/* root mismatch: entries [from, to) */
 	struct msr_audit_report		*rep;
 	void				*hasher;	/* private */
 };
@@ -88,6 +99,17 @@ int msr_av_since(struct msr_av *v, const struct msr_note_checkpoint *since);
  * source has one (check_stored 1; NULL then means "missing"), else ignored.
  */
 int msr_av_entry(struct msr_av *v, uint64_t idx, const uint8_t *leaf, size_t len,
+    int check_stored, const uint8_t *stored);
+/*
+ * The same in two halves, for a driver that hashes on several threads:
+ * msr_av_leaf_hash with a hasher of the calling thread's own (NULL: the
+ * portable fallback), then msr_av_entry_hashed in index order on one thread.
+ */
+void *msr_av_hasher_new(void);
+void msr_av_hasher_free(void *hasher);
+void msr_av_leaf_hash(void *hasher, const uint8_t *leaf, size_t len,
+    uint8_t out[MSR_MERKLE_HASH_LEN]);
+int msr_av_entry_hashed(struct msr_av *v, uint64_t idx, const uint8_t h[MSR_MERKLE_HASH_LEN],
     int check_stored, const uint8_t *stored);
 /* After the last entry: every expected entry was seen, `since` was reached. */
 int msr_av_finish(struct msr_av *v);
