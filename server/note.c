@@ -895,6 +895,61 @@ msr_note_checkpoint_read(const struct msr_note_verifier *v, const char *note,
 	return checkpoint_open(v, note, cp, 0);
 }
 
+/* The value of base64 character c (original alphabet), or -1. */
+static int
+b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+int
+msr_note_checkpoint_is(const struct msr_note_verifier *v, const char *note, uint64_t size,
+    const uint8_t root[MSR_MERKLE_HASH_LEN])
+{
+	/* body, blank line, "— " name " " 91 base64 characters "=" "\n": no more */
+	enum { SIG_CHARS = 91 };
+	char body[MSR_NOTE_NAME_MAX + 96], r64[48];
+	const struct msr_note_verifier *k;
+	const char *sig;
+	size_t len = strlen(note), blen, nlen = strlen(v->name), nk;
+	uint64_t id = 0;
+	int c;
+
+	sodium_bin2base64(r64, sizeof(r64), root, MSR_MERKLE_HASH_LEN,
+	    sodium_base64_VARIANT_ORIGINAL);
+	blen = (size_t)snprintf(body, sizeof(body), "%s\n%" PRIu64 "\n%s\n\n", v->name, size,
+	    r64);
+	if (blen >= sizeof(body) || len != blen + DASH_LEN + nlen + 1 + SIG_CHARS + 2 ||
+	    memcmp(note, body, blen) != 0)
+		return -1;
+	sig = note + blen;
+	if (memcmp(sig, DASH, DASH_LEN) != 0 || memcmp(sig + DASH_LEN, v->name, nlen) != 0 ||
+	    sig[DASH_LEN + nlen] != ' ')
+		return -1;
+	sig += DASH_LEN + nlen + 1;
+	for (int i = 0; i < SIG_CHARS; i++) {
+		if ((c = b64_value((unsigned char)sig[i])) < 0)
+			return -1;
+		if (i < 6)
+			id = id << 6 | (uint64_t)c;
+	}
+	/* 68 bytes: the last character carries 2 bits, the other 4 are zero */
+	if ((b64_value((unsigned char)sig[SIG_CHARS - 1]) & 0xf) != 0 ||
+	    sig[SIG_CHARS] != '=' || sig[SIG_CHARS + 1] != '\n')
+		return -1;
+	id >>= 4;			/* 36 bits read, the key id is the first 32 */
+	for (k = v, nk = 0; k != NULL && nk < MSR_NOTE_MAX_KEYS; k = k->also, nk++)
+		if (strcmp(k->name, v->name) == 0 && k->key_id == (uint32_t)id)
+			return 0;
+	return -1;
+}
+
 /* ---- files ------------------------------------------------------------ */
 
 /*
