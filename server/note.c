@@ -939,8 +939,8 @@ msr_note_checkpoint_is(const struct msr_note_verifier *v, const char *note, uint
 		if (i < 6)
 			id = id << 6 | (uint64_t)c;
 	}
-	/* 68 bytes: the last character carries 2 bits, the other 4 are zero */
-	if ((b64_value((unsigned char)sig[SIG_CHARS - 1]) & 0xf) != 0 ||
+	/* 68 bytes: 22 groups of 4, then 3 characters for 16 bits (2 zero) and "=" */
+	if ((b64_value((unsigned char)sig[SIG_CHARS - 1]) & 0x3) != 0 ||
 	    sig[SIG_CHARS] != '=' || sig[SIG_CHARS + 1] != '\n')
 		return -1;
 	id >>= 4;			/* 36 bits read, the key id is the first 32 */
