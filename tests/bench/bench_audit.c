@@ -289,6 +289,36 @@ make_entry(long i, char *entry, size_t cap)
 	    i, i * 7919 % 1000003, i % 1000000);
 }
 
+/* msregd's own account of where the lookups' time went (msreg_request_phase_seconds). */
+static void
+print_phases(void)
+{
+	static const char *const phases[] = { "receive", "handler", "audit", "commit", "send" };
+	struct msr_it_resp r;
+
+	if (msr_it_request(&it, "GET", "/metrics", NULL, NULL, NULL, &r) != 0 || r.status != 200)
+		fail("GET /metrics failed");
+	printf("  msregd's phases over all requests so far (mean per request):");
+	for (size_t i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
+		char k1[96], k2[96];
+		const char *c, *sm;
+
+		snprintf(k1, sizeof(k1), "msreg_request_phase_seconds_count{phase=\"%s\"} ", phases[i]);
+		snprintf(k2, sizeof(k2), "msreg_request_phase_seconds_sum{phase=\"%s\"} ", phases[i]);
+		c = strstr(r.body, k1);
+		sm = strstr(r.body, k2);
+		if (c == NULL || sm == NULL)
+			fail("/metrics has no msreg_request_phase_seconds");
+		{
+			double n = strtod(c + strlen(k1), NULL), sum = strtod(sm + strlen(k2), NULL);
+
+			printf(" %s %.3f ms", phases[i], n > 0 ? sum / n * 1e3 : 0.0);
+		}
+	}
+	printf("\n");
+	msr_it_resp_free(&r);
+}
+
 /* Batches the sequencer committed so far (its msreg_audit_batches_total). */
 static long
 audit_batches(struct msr_audit *a)
@@ -441,6 +471,7 @@ main(void)
 	t = msr_now_s() - t0;
 	size1 = tree_size();
 	printf("  log entries appended during the lookups: %ld\n", size1 - size0);
+	print_phases();
 	if (size0 < 0 || size1 - size0 < lk[0].http.requests)
 		fail("the audit log did not grow by the lookups answered");
 	(void)t;
