@@ -1502,8 +1502,9 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 
 		plan_copy(twin);
 		memset(&hc, 0, sizeof(hc));
-		if (PQsendQuery(twin, copy_hashes_sql) == 1 &&
-		    PQresultStatus(r = PQgetResult(twin)) == PGRES_COPY_OUT) {
+		if (PQsendQuery(twin, copy_hashes_sql) == 1)
+			r = PQgetResult(twin);
+		if (PQresultStatus(r) == PGRES_COPY_OUT) {
 			hc.pg = twin;
 			hc.header = 1;
 		}
