@@ -87,6 +87,7 @@
 #define MERGE_RATIO   4
 #define ENT_PAD       4           /* entries are loaded 4 bytes at a time */
 #define CHUNK         4096        /* keys per source read */
+#define CHUNK_DIRECT  (1u << 20)  /* keys per slice of an array read in place */
 
 /* Cost model, in rough nanoseconds. */
 #define C_VERIFY      3.0         /* check one candidate */
@@ -512,81 +513,168 @@ bucket_sort(uint32_t *a, size_t n, unsigned bits, uint32_t *tmp, uint32_t *cnt)
 }
 
 /*
- * Build table t of r from src (at most r->n keys, geometry set). Two passes:
- * count per bucket, scatter suffixes; then one sweep sorts each bucket and
- * compacts it, dropping duplicates (which are adjacent). Stores the number of
- * distinct codes in *count. Returns 0 or -1 (ENOMEM).
+ * Next keys of src: a slice of the array itself while the array lasts (no
+ * copy, when it needs no filtering), else up to cap keys copied into buf.
+ */
+static size_t
+cursor_next(struct cursor *c, uint64_t *buf, size_t cap, const uint64_t **out)
+{
+	const struct source *s = c->src;
+	size_t take;
+
+	if (!s->filter && c->ai < s->narr) {
+		take = s->narr - c->ai < CHUNK_DIRECT ? s->narr - c->ai : CHUNK_DIRECT;
+		*out = s->arr + c->ai;
+		c->ai += take;
+		return take;
+	}
+	*out = buf;
+	return cursor_read(c, buf, cap);
+}
+
+/*
+ * Building a table, partitioned for cache locality. At 1e8 codes a table's
+ * directory is 16 MB and its entries 100 MB; counting and scattering every key
+ * straight into its bucket costs a cache and TLB miss per key, twice (that was
+ * about 75% of the build). Instead:
+ *   1. count the keys per partition, the top pbits bits of the 30-bit key
+ *      (at most 2^PART_BITS_MAX counters: in L1);
+ *   2. scatter the 30-bit keys into their partitions in scratch memory (one
+ *      sequential write stream per partition);
+ *   3. per partition (about PART_KEYS keys: in L2), in key order: count per
+ *      directory bucket, scatter the suffixes by bucket, sort each bucket and
+ *      append its entries, dropping duplicates (adjacent once sorted).
+ * The entries and directory are written once, sequentially, in key order, so
+ * invariant 2 holds as before. Scratch: 4 bytes per key of the run for each
+ * building thread, freed when the run is built.
+ */
+#define PART_BITS_MAX 11
+#define PART_KEYS     65536
+
+struct build_scratch {
+	uint32_t *keys;               /* the run's 30-bit keys, by partition */
+	size_t part[((size_t)1 << PART_BITS_MAX) + 1];
+	size_t pos[(size_t)1 << PART_BITS_MAX];
+	uint64_t buf[CHUNK];
+	uint32_t *sub;                /* one partition's suffixes, by bucket */
+	uint32_t *tmp;                /* bucket_sort scratch */
+	uint32_t *bcnt;               /* one partition's bucket ends */
+	size_t cap_sub, cap_tmp, cap_bcnt;
+	uint32_t cnt[((size_t)1 << SORT_LG_MAX) + 1];
+};
+
+/* Grow *p to hold n uint32 (keeping nothing). 0 or -1. */
+static int
+scratch_reserve(uint32_t **p, size_t *cap, size_t n)
+{
+	uint32_t *q;
+
+	if (n <= *cap)
+		return 0;
+	q = malloc(n * sizeof(*q));
+	if (q == NULL)
+		return -1;
+	free(*p);
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+/* Partition bits for r: partitions of at most ~PART_KEYS keys, pbits <= dbits. */
+static unsigned
+part_bits(const struct run *r)
+{
+	unsigned p = 0;
+
+	while (p < r->dbits && p < PART_BITS_MAX && (r->n >> p) > PART_KEYS)
+		p++;
+	return p;
+}
+
+/*
+ * Build table t of r from src (at most r->n keys, geometry set), see above.
+ * Stores the number of distinct codes in *count. Returns 0 or -1 (ENOMEM).
  */
 static int
-table_build(struct run *r, unsigned t, const struct source *src, size_t *count)
+table_build(struct run *r, unsigned t, const struct source *src,
+    struct build_scratch *sc, size_t *count)
 {
 	struct table *tb = &r->tab[t];
-	size_t nb = (size_t)1 << r->dbits, b, maxb = 0, got, i, out = 0;
-	uint32_t *fill = NULL, *tmp = NULL, *cnt = NULL;
-	uint64_t *buf = NULL;
+	unsigned pbits = part_bits(r), bbits = r->dbits - pbits;
+	unsigned pshift = STORED_BITS - pbits;
+	size_t np = (size_t)1 << pbits, nsub = (size_t)1 << bbits;
+	size_t p, b, i, got, maxp = 0, out = 0;
+	uint32_t bmask = (uint32_t)(nsub - 1);
+	const uint64_t *in;
 	struct cursor cur;
-	int ret = -1;
 
-	tb->dir = calloc(nb + 1, sizeof(*tb->dir));
+	tb->dir = malloc((((size_t)1 << r->dbits) + 1) * sizeof(*tb->dir));
 	tb->ent = malloc(r->n * r->w + ENT_PAD);
-	fill = malloc(nb * sizeof(*fill));
-	buf = malloc(CHUNK * sizeof(*buf));
-	if (tb->dir == NULL || tb->ent == NULL || fill == NULL || buf == NULL ||
-	    !rs8_tables_ok)
-		goto done;
-	memset(tb->ent + r->n * r->w, 0, ENT_PAD);
+	if (tb->dir == NULL || tb->ent == NULL || !rs8_tables_ok)
+		return -1;
 
+	/* 1. keys per partition */
+	memset(sc->part, 0, (np + 1) * sizeof(sc->part[0]));
 	cursor_init(&cur, src);
-	while ((got = cursor_read(&cur, buf, CHUNK)) > 0)
+	while ((got = cursor_next(&cur, sc->buf, CHUNK, &in)) > 0)
 		for (i = 0; i < got; i++)
-			tb->dir[(to_table30(buf[i], t) >> r->sbits) + 1]++;
-	for (b = 0; b < nb; b++) {
-		if (tb->dir[b + 1] > maxb)
-			maxb = tb->dir[b + 1];
-		tb->dir[b + 1] += tb->dir[b];
+			sc->part[(to_table30(in[i], t) >> pshift) + 1]++;
+	for (p = 0; p < np; p++) {
+		if (sc->part[p + 1] > maxp)
+			maxp = sc->part[p + 1];
+		sc->part[p + 1] += sc->part[p];
 	}
-	memcpy(fill, tb->dir, nb * sizeof(*fill));
+	if (sc->part[np] > r->n)
+		return -1;      /* cannot happen: src yields at most n keys */
+	memcpy(sc->pos, sc->part, np * sizeof(sc->pos[0]));
 
+	/* 2. scatter into partitions */
 	cursor_init(&cur, src);
-	while ((got = cursor_read(&cur, buf, CHUNK)) > 0) {
+	while ((got = cursor_next(&cur, sc->buf, CHUNK, &in)) > 0) {
 		for (i = 0; i < got; i++) {
-			uint64_t k = to_table30(buf[i], t);
+			uint32_t k = (uint32_t)to_table30(in[i], t);
 
-			ent_store(tb->ent + (size_t)fill[k >> r->sbits]++ * r->w,
-			    (uint32_t)(k & r->smask), r->w);
+			sc->keys[sc->pos[k >> pshift]++] = k;
 		}
 	}
 
-	tmp = malloc(2 * (maxb + 1) * sizeof(*tmp));
-	cnt = malloc((((size_t)1 << SORT_LG_MAX) + 1) * sizeof(*cnt));
-	if (tmp == NULL || cnt == NULL)
-		goto done;
-	for (b = 0; b < nb; b++) {
-		size_t lo = tb->dir[b], n = tb->dir[b + 1] - lo;
+	/* 3. each partition, in order */
+	if (scratch_reserve(&sc->sub, &sc->cap_sub, maxp + 1) != 0 ||
+	    scratch_reserve(&sc->tmp, &sc->cap_tmp, maxp + 1) != 0 ||
+	    scratch_reserve(&sc->bcnt, &sc->cap_bcnt, nsub) != 0)
+		return -1;
+	for (p = 0; p < np; p++) {
+		const uint32_t *pk = sc->keys + sc->part[p];
+		size_t m = sc->part[p + 1] - sc->part[p];
+		uint32_t *bc = sc->bcnt;
 
-		/* out <= lo: the bucket is read whole before it is rewritten. */
-		for (i = 0; i < n; i++)
-			tmp[i] = ent_load(tb->ent + (lo + i) * r->w, r->smask);
-		if (n > 1)
-			bucket_sort(tmp, n, r->sbits, tmp + maxb + 1, cnt);
-		tb->dir[b] = (uint32_t)out;
-		for (i = 0; i < n; i++) {
-			if (i > 0 && tmp[i] == tmp[i - 1])
-				continue;
-			ent_store(tb->ent + out * r->w, tmp[i], r->w);
-			out++;
+		memset(bc, 0, nsub * sizeof(*bc));
+		for (i = 0; i < m; i++)
+			bc[(pk[i] >> r->sbits) & bmask]++;
+		for (b = 1; b < nsub; b++)
+			bc[b] += bc[b - 1];
+		/* scatter from the back: bc[b] ends as bucket b's start */
+		for (i = m; i-- > 0;)
+			sc->sub[--bc[(pk[i] >> r->sbits) & bmask]] = pk[i] & r->smask;
+		for (b = 0; b < nsub; b++) {
+			uint32_t *a = sc->sub + bc[b];
+			size_t n = (b + 1 < nsub ? bc[b + 1] : m) - bc[b];
+
+			if (n > 1)
+				bucket_sort(a, n, r->sbits, sc->tmp, sc->cnt);
+			tb->dir[(p << bbits) + b] = (uint32_t)out;
+			for (i = 0; i < n; i++) {
+				if (i > 0 && a[i] == a[i - 1])
+					continue;
+				ent_store(tb->ent + out * r->w, a[i], r->w);
+				out++;
+			}
 		}
 	}
-	tb->dir[nb] = (uint32_t)out;
+	tb->dir[(size_t)1 << r->dbits] = (uint32_t)out;
 	memset(tb->ent + out * r->w, 0, ENT_PAD);
 	*count = out;
-	ret = 0;
-done:
-	free(fill);
-	free(tmp);
-	free(cnt);
-	free(buf);
-	return ret;
+	return 0;
 }
 
 struct build_job {
@@ -601,15 +689,27 @@ static void *
 build_worker(void *arg)
 {
 	struct build_job *j = arg;
+	struct build_scratch *sc = calloc(1, sizeof(*sc));
 	unsigned t;
 
-	j->ret = 0;
-	for (t = j->first; t < NTAB; t += j->step) {
-		if (table_build(j->r, t, j->src, &j->count[t]) != 0) {
-			j->ret = -1;
-			break;
+	j->ret = -1;
+	if (sc == NULL)
+		return NULL;
+	sc->keys = malloc((j->r->n + 1) * sizeof(*sc->keys));
+	if (sc->keys != NULL) {
+		j->ret = 0;
+		for (t = j->first; t < NTAB; t += j->step) {
+			if (table_build(j->r, t, j->src, sc, &j->count[t]) != 0) {
+				j->ret = -1;
+				break;
+			}
 		}
 	}
+	free(sc->keys);
+	free(sc->sub);
+	free(sc->tmp);
+	free(sc->bcnt);
+	free(sc);
 	return NULL;
 }
 
