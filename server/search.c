@@ -1600,7 +1600,7 @@ msr_index_build(const uint64_t *rs8, size_t n_rs8, const struct msr_code *codes,
 	struct msr_index *idx;
 	struct source src;
 	struct run *r = NULL;
-	size_t i, nrs8_codes = 0, k;
+	size_t i, nrs8_codes = 0, k, nonword = 0;
 	uint64_t *extra = NULL;
 	unsigned len;
 
@@ -1650,6 +1650,7 @@ msr_index_build(const uint64_t *rs8, size_t n_rs8, const struct msr_code *codes,
 			goto fail;
 		msr_rs8_unpack(rs8[i], fl->sym + fl->n * NPOS);
 		fl->n++;
+		nonword++;
 	}
 	for (len = MSR_FREE_MIN; len <= MSR_FREE_MAX; len++)
 		free_sort(&idx->fl[len], len);
@@ -1658,7 +1659,7 @@ msr_index_build(const uint64_t *rs8, size_t n_rs8, const struct msr_code *codes,
 		memset(&src, 0, sizeof(src));
 		src.arr = rs8;
 		src.narr = n_rs8;
-		src.filter = 1;
+		src.filter = nonword > 0;   /* checked above: filter only if needed */
 		r = run_build(&src, n_rs8, idx->cfg.build_threads);
 		if (r == NULL)
 			goto fail;
@@ -1714,7 +1715,7 @@ msr_index_add_bulk(struct msr_index *idx, const uint64_t *rs8, size_t n_rs8,
 		memset(&src, 0, sizeof(src));
 		src.arr = rs8;
 		src.narr = n_rs8;
-		src.filter = 1;
+		src.filter = 0;             /* every key was checked above */
 		r = run_build(&src, n_rs8, idx->cfg.build_threads);
 		runs = malloc((idx->nruns + 1) * sizeof(*runs));
 		if (r == NULL || runs == NULL)
