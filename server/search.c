@@ -425,93 +425,6 @@ cursor_read(struct cursor *c, uint64_t *buf, size_t cap)
 	return n;
 }
 
-static void
-sort_u32(uint32_t *a, size_t n)
-{
-	while (n > 24) {
-		uint32_t x = a[0], y = a[n / 2], z = a[n - 1], piv, tmp;
-		size_t i = 0, j = n - 1;
-
-		piv = x < y ? (y < z ? y : (x < z ? z : x)) :
-		    (x < z ? x : (y < z ? z : y));
-		for (;;) {
-			while (a[i] < piv)
-				i++;
-			while (a[j] > piv)
-				j--;
-			if (i >= j)
-				break;
-			tmp = a[i];
-			a[i] = a[j];
-			a[j] = tmp;
-			i++;
-			j--;
-		}
-		/* [0, j] <= piv <= [j+1, n): recurse on the smaller side. */
-		if (j + 1 < n - j - 1) {
-			sort_u32(a, j + 1);
-			a += j + 1;
-			n -= j + 1;
-		} else {
-			sort_u32(a + j + 1, n - j - 1);
-			n = j + 1;
-		}
-	}
-	for (size_t i = 1; i < n; i++) {
-		uint32_t v = a[i];
-		size_t j = i;
-
-		while (j > 0 && a[j - 1] > v) {
-			a[j] = a[j - 1];
-			j--;
-		}
-		a[j] = v;
-	}
-}
-
-/*
- * Sort one directory bucket's suffixes (uniformly distributed over `bits` bits):
- * a counting sort on the top lg bits, lg ~ log2(n), leaves about one value per
- * bin, and an insertion pass finishes. Large buckets (tiny runs) use sort_u32.
- * tmp and cnt hold at least n and (1 << SORT_LG_MAX) + 1 entries.
- */
-#define SORT_LG_MAX 12
-
-static void
-bucket_sort(uint32_t *a, size_t n, unsigned bits, uint32_t *tmp, uint32_t *cnt)
-{
-	unsigned lg = 1, shift;
-	size_t i, bins;
-
-	if (n <= 16 || n > ((size_t)1 << SORT_LG_MAX)) {
-		sort_u32(a, n);
-		return;
-	}
-	while (((size_t)1 << lg) < n)
-		lg++;
-	if (lg > bits)
-		lg = bits;
-	shift = bits - lg;
-	bins = (size_t)1 << lg;
-	memset(cnt, 0, (bins + 1) * sizeof(*cnt));
-	for (i = 0; i < n; i++)
-		cnt[(a[i] >> shift) + 1]++;
-	for (i = 0; i < bins; i++)
-		cnt[i + 1] += cnt[i];
-	for (i = 0; i < n; i++)
-		tmp[cnt[a[i] >> shift]++] = a[i];
-	for (i = 0; i < n; i++) {
-		uint32_t v = tmp[i];
-		size_t j = i;
-
-		while (j > 0 && a[j - 1] > v) {
-			a[j] = a[j - 1];
-			j--;
-		}
-		a[j] = v;
-	}
-}
-
 /*
  * Next keys of src: a slice of the array itself while the array lasts (no
  * copy, when it needs no filtering), else up to cap keys copied into buf.
@@ -541,26 +454,27 @@ cursor_next(struct cursor *c, uint64_t *buf, size_t cap, const uint64_t **out)
  *      (at most 2^PART_BITS_MAX counters: in L1);
  *   2. scatter the 30-bit keys into their partitions in scratch memory (one
  *      sequential write stream per partition);
- *   3. per partition (about PART_KEYS keys: in L2), in key order: count per
- *      directory bucket, scatter the suffixes by bucket, sort each bucket and
- *      append its entries, dropping duplicates (adjacent once sorted).
+ *   3. per partition (about PART_KEYS keys: in L2), in key order: sort its
+ *      keys by their low 30 - pbits bits (LSD radix, two or three passes of at
+ *      most RADIX_BITS bits), then one sweep appends the entries, dropping
+ *      duplicates (adjacent once sorted), and fills the directory.
  * The entries and directory are written once, sequentially, in key order, so
  * invariant 2 holds as before. Scratch: 4 bytes per key of the run for each
  * building thread, freed when the run is built.
  */
 #define PART_BITS_MAX 11
 #define PART_KEYS     65536
+#define RADIX_BITS    11
+#define RADIX_PASSES  3           /* ceil(30 / RADIX_BITS) */
 
 struct build_scratch {
 	uint32_t *keys;               /* the run's 30-bit keys, by partition */
 	size_t part[((size_t)1 << PART_BITS_MAX) + 1];
 	size_t pos[(size_t)1 << PART_BITS_MAX];
 	uint64_t buf[CHUNK];
-	uint32_t *sub;                /* one partition's suffixes, by bucket */
-	uint32_t *tmp;                /* bucket_sort scratch */
-	uint32_t *bcnt;               /* one partition's bucket ends */
-	size_t cap_sub, cap_tmp, cap_bcnt;
-	uint32_t cnt[((size_t)1 << SORT_LG_MAX) + 1];
+	uint32_t *sub, *tmp;          /* one partition's keys, radix passes */
+	size_t cap_sub, cap_tmp;
+	uint32_t cnt[RADIX_PASSES][(size_t)1 << RADIX_BITS];
 };
 
 /* Grow *p to hold n uint32 (keeping nothing). 0 or -1. */
@@ -603,8 +517,11 @@ table_build(struct run *r, unsigned t, const struct source *src,
 	unsigned pbits = part_bits(r), bbits = r->dbits - pbits;
 	unsigned pshift = STORED_BITS - pbits;
 	size_t np = (size_t)1 << pbits, nsub = (size_t)1 << bbits;
+	unsigned rbits = STORED_BITS - pbits;
+	unsigned npass = (rbits + RADIX_BITS - 1) / RADIX_BITS;
+	unsigned dig = (rbits + npass - 1) / npass;
 	size_t p, b, i, got, maxp = 0, out = 0;
-	uint32_t bmask = (uint32_t)(nsub - 1);
+	uint32_t bmask = (uint32_t)(nsub - 1), dmask = (UINT32_C(1) << dig) - 1;
 	const uint64_t *in;
 	struct cursor cur;
 
@@ -640,36 +557,52 @@ table_build(struct run *r, unsigned t, const struct source *src,
 
 	/* 3. each partition, in order */
 	if (scratch_reserve(&sc->sub, &sc->cap_sub, maxp + 1) != 0 ||
-	    scratch_reserve(&sc->tmp, &sc->cap_tmp, maxp + 1) != 0 ||
-	    scratch_reserve(&sc->bcnt, &sc->cap_bcnt, nsub) != 0)
+	    scratch_reserve(&sc->tmp, &sc->cap_tmp, maxp + 1) != 0)
 		return -1;
 	for (p = 0; p < np; p++) {
 		const uint32_t *pk = sc->keys + sc->part[p];
-		size_t m = sc->part[p + 1] - sc->part[p];
-		uint32_t *bc = sc->bcnt;
+		const uint32_t *from;
+		size_t m = sc->part[p + 1] - sc->part[p], cb = 0, base = p << bbits;
+		unsigned j;
 
-		memset(bc, 0, nsub * sizeof(*bc));
+		/* LSD radix sort on the low rbits bits; the bits above are the
+		 * partition's, equal for all its keys, so a digit reaching into them
+		 * still sorts correctly. */
+		memset(sc->cnt, 0, sizeof(sc->cnt));
 		for (i = 0; i < m; i++)
-			bc[(pk[i] >> r->sbits) & bmask]++;
-		for (b = 1; b < nsub; b++)
-			bc[b] += bc[b - 1];
-		/* scatter from the back: bc[b] ends as bucket b's start */
-		for (i = m; i-- > 0;)
-			sc->sub[--bc[(pk[i] >> r->sbits) & bmask]] = pk[i] & r->smask;
-		for (b = 0; b < nsub; b++) {
-			uint32_t *a = sc->sub + bc[b];
-			size_t n = (b + 1 < nsub ? bc[b + 1] : m) - bc[b];
+			for (j = 0; j < npass; j++)
+				sc->cnt[j][(pk[i] >> (j * dig)) & dmask]++;
+		for (j = 0; j < npass; j++) {
+			uint32_t sum = 0, c;
 
-			if (n > 1)
-				bucket_sort(a, n, r->sbits, sc->tmp, sc->cnt);
-			tb->dir[(p << bbits) + b] = (uint32_t)out;
-			for (i = 0; i < n; i++) {
-				if (i > 0 && a[i] == a[i - 1])
-					continue;
-				ent_store(tb->ent + out * r->w, a[i], r->w);
-				out++;
+			for (b = 0; b <= dmask; b++) {
+				c = sc->cnt[j][b];
+				sc->cnt[j][b] = sum;
+				sum += c;
 			}
 		}
+		from = pk;
+		for (j = 0; j < npass; j++) {
+			uint32_t *c = sc->cnt[j], *to = j % 2 ? sc->tmp : sc->sub;
+
+			for (i = 0; i < m; i++)
+				to[c[(from[i] >> (j * dig)) & dmask]++] = from[i];
+			from = to;
+		}
+		/* from: sorted. Append entries, fill this partition's buckets. */
+		for (i = 0; i < m; i++) {
+			uint32_t k = from[i];
+			size_t bk = (k >> r->sbits) & bmask;
+
+			while (cb <= bk)
+				tb->dir[base + cb++] = (uint32_t)out;
+			if (i > 0 && k == from[i - 1])
+				continue;
+			ent_store(tb->ent + out * r->w, k & r->smask, r->w);
+			out++;
+		}
+		while (cb < nsub)
+			tb->dir[base + cb++] = (uint32_t)out;
 	}
 	tb->dir[(size_t)1 << r->dbits] = (uint32_t)out;
 	memset(tb->ent + out * r->w, 0, ENT_PAD);
@@ -708,7 +641,6 @@ build_worker(void *arg)
 	free(sc->keys);
 	free(sc->sub);
 	free(sc->tmp);
-	free(sc->bcnt);
 	free(sc);
 	return NULL;
 }
