@@ -43,6 +43,13 @@
  * looked up, probes) is chosen per run; every plan is exact, so the choice only
  * affects speed.
  *
+ * Building a run. Each table is built on its own (build_threads threads share
+ * the NTAB tables) by partitioning the keys on their top bits, then sorting
+ * each cache-sized partition with an LSD radix sort and writing its directory
+ * and entries in one sweep (table_build). Sequential streams only: at 1e8
+ * codes this takes about 7 s of CPU where scattering keys straight into the
+ * table (a cache and TLB miss per key) took 24 s.
+ *
  * Updates. Runs are immutable. Adds go to a small unsorted delta (scanned by
  * every search); when it reaches delta_max it becomes a run, merged with the
  * smaller runs LSM-style (a run is folded into the new one while it is at most
