@@ -24,6 +24,7 @@
 #include "msreg/audit_store.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,9 +100,14 @@ static const struct msr_db_stmt s_write_done = {
 	"audit_write_done", "SELECT audit_write_done($1::bigint)", 1 };
 
 /* Verifier (standalone connection, one snapshot). */
-static const char copy_sql[] =
+static const char copy_joined_sql[] =
 	"COPY (SELECT e.idx, e.leaf, h.hash FROM audit_entries e"
 	" LEFT JOIN audit_hashes h ON h.level = 0 AND h.idx = e.idx ORDER BY e.idx)"
+	" TO STDOUT (FORMAT binary)";
+static const char copy_entries_sql[] =
+	"COPY (SELECT idx, leaf FROM audit_entries ORDER BY idx) TO STDOUT (FORMAT binary)";
+static const char copy_hashes_sql[] =
+	"COPY (SELECT idx, hash FROM audit_hashes WHERE level = 0 ORDER BY idx)"
 	" TO STDOUT (FORMAT binary)";
 static const char *const copy_plan[] = {
 	"SET LOCAL enable_hashjoin = off", "SET LOCAL enable_nestloop = off",
@@ -942,18 +948,121 @@ done:
 	return ret;
 }
 
+/* --- binary COPY streams --------------------------------------------------------------- */
+
+/* One COPY ... TO STDOUT (FORMAT binary) being read, a row at a time. */
+struct copy_in {
+	PGconn	*pg;
+	char	*row;		/* libpq's buffer for the current row */
+	int	 header;	/* the file header is still ahead */
+	int	 done;		/* trailer or end seen */
+};
+
+/* Start sql on c->pg; 0, or -1 with the reason in rep. */
+static int
+copy_start(struct copy_in *c, PGconn *pg, const char *sql, struct msr_audit_report *rep)
+{
+	PGresult *res = PQexec(pg, sql);
+	int ok = PQresultStatus(res) == PGRES_COPY_OUT;
+
+	memset(c, 0, sizeof(*c));
+	c->pg = pg;
+	c->header = 1;
+	if (!ok) {
+		rep->io_error = 1;
+		msr_audit_report_fail(rep, -1, "reading the log: %s", PQresultErrorMessage(res));
+		c->done = 1;
+	}
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
 /*
- * Parse one binary COPY tuple: (idx int8, leaf bytea, hash bytea or NULL).
- * Returns 0, or -1 if malformed.
+ * The next tuple's bytes (after the header; without the trailer): 1 and *p,
+ * *len; 0 at the end; -1 malformed or unreadable (rep says which).
  */
 static int
-parse_row(const uint8_t *p, int len, uint64_t *idx, const uint8_t **leaf,
+copy_next(struct copy_in *c, const uint8_t **p, int *len, struct msr_audit_report *rep)
+{
+	const uint8_t *q;
+	int n;
+
+	if (c->row != NULL) {
+		PQfreemem(c->row);
+		c->row = NULL;
+	}
+	if (c->done)
+		return 0;
+	n = PQgetCopyData(c->pg, &c->row, 0);
+	if (n <= 0) {
+		c->done = 1;
+		if (n == -2) {
+			rep->io_error = 1;
+			msr_audit_report_fail(rep, -1, "reading the log: %s", PQerrorMessage(c->pg));
+			return -1;
+		}
+		return 0;
+	}
+	q = (const uint8_t *)c->row;
+	if (c->header) {
+		/* "PGCOPY\n\377\r\n\0", flags, header extension length */
+		if (n < 19 || memcmp(q, "PGCOPY\n\377\r\n", 11) != 0 ||
+		    msr_load_be(q + 15, 4) > (uint64_t)n - 19)
+			goto malformed;
+		q += 19 + msr_load_be(q + 15, 4);
+		n -= (int)(q - (const uint8_t *)c->row);
+		c->header = 0;
+	}
+	if (n == 2 && msr_load_be(q, 2) == 0xffff)
+		return copy_next(c, p, len, rep);	/* trailer: libpq's end is next */
+	*p = q;
+	*len = n;
+	return 1;
+malformed:
+	rep->io_error = 1;
+	msr_audit_report_fail(rep, -1, "malformed COPY data");
+	c->done = 1;
+	return -1;
+}
+
+/* Drain what is left and collect the COPY's result: 0, or -1 (rep says why). */
+static int
+copy_finish(struct copy_in *c, struct msr_audit_report *rep)
+{
+	const uint8_t *p;
+	PGresult *res;
+	int len, ret = 0;
+
+	if (c->pg == NULL)
+		return 0;
+	while (copy_next(c, &p, &len, rep) > 0)
+		;
+	res = PQgetResult(c->pg);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		rep->io_error = 1;
+		msr_audit_report_fail(rep, -1, "reading the log: %s", PQresultErrorMessage(res));
+		ret = -1;
+	}
+	PQclear(res);
+	while ((res = PQgetResult(c->pg)) != NULL)
+		PQclear(res);
+	return ret;
+}
+
+/*
+ * Parse one binary COPY tuple of nf fields: (idx int8, bytes bytea[, bytes bytea
+ * or NULL]). Returns 0, or -1 if malformed; a NULL or absent third field leaves
+ * *hash NULL.
+ */
+static int
+parse_row(const uint8_t *p, int len, int nf, uint64_t *idx, const uint8_t **leaf,
     size_t *leaf_len, const uint8_t **hash)
 {
 	const uint8_t *end = p + len;
 	int32_t fl;
 
-	if (len < 2 || msr_load_be(p, 2) != 3)
+	*hash = NULL;
+	if (len < 2 || msr_load_be(p, 2) != (uint64_t)nf)
 		return -1;
 	p += 2;
 	if (end - p < 12 || msr_load_be(p, 4) != 8)
@@ -969,79 +1078,350 @@ parse_row(const uint8_t *p, int len, uint64_t *idx, const uint8_t **leaf,
 	*leaf = p;
 	*leaf_len = (size_t)fl;
 	p += fl;
+	if (nf < 3)
+		return 0;
 	if (end - p < 4)
 		return -1;
 	fl = (int32_t)msr_load_be(p, 4);
 	p += 4;
-	*hash = NULL;
 	if (fl == HLEN && end - p >= HLEN)
 		*hash = p;
 	return 0;
 }
 
-/* Stream the entries through the pure verifier v. */
-static int
-stream_entries(PGconn *pg, struct msr_av *v, struct msr_audit_report *rep)
-{
-	PGresult *res = PQexec(pg, copy_sql);
-	int header = 1, ret = -1, len;
-	char *row = NULL;
+/*
+ * Hashing runs beside the reading. The reading thread copies rows into
+ * batches of a ring; HASHERS worker threads each take the next filled batch,
+ * compute its leaf hashes (the bulk of the work), then wait for their turn
+ * and fold it into the verifier in index order. Only the workers, one at a
+ * time and in order, touch the verifier and the report until they are joined.
+ */
+#define VB_ENTRIES 1024
+#define VB_RING    6
+#define HASHERS    2
 
-	if (PQresultStatus(res) != PGRES_COPY_OUT) {
-		rep->io_error = 1;
-		msr_audit_report_fail(rep, -1, "reading entries: %s", PQresultErrorMessage(res));
-		PQclear(res);
+struct vbatch {
+	size_t		 n, used, cap;
+	uint64_t	 seq;		/* which batch of the stream */
+	uint64_t	 idx[VB_ENTRIES];
+	size_t		 off[VB_ENTRIES + 1];
+	uint8_t		 stored[VB_ENTRIES][HLEN];
+	uint8_t		 has_stored[VB_ENTRIES];
+	uint8_t		 leaf_hash[VB_ENTRIES][HLEN];
+	uint8_t		*bytes;
+};
+
+struct vpipe {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	struct vbatch	 b[VB_RING];
+	uint64_t	 filled;	/* batches handed over so far */
+	uint64_t	 taken;		/* batches a worker has taken */
+	uint64_t	 folded;	/* batches folded, in order */
+	int		 stop;
+	int		 check_stored;
+	struct msr_av	*v;
+	pthread_t	 th[HASHERS];
+	int		 nth;
+};
+
+static void
+vbatch_hash(struct vbatch *b, void *hasher)
+{
+	for (size_t i = 0; i < b->n; i++)
+		msr_av_leaf_hash(hasher, b->bytes + b->off[i], b->off[i + 1] - b->off[i],
+		    b->leaf_hash[i]);
+}
+
+static void
+vbatch_fold(struct vpipe *pp, const struct vbatch *b)
+{
+	for (size_t i = 0; i < b->n && !pp->v->bad; i++)
+		msr_av_entry_hashed(pp->v, b->idx[i], b->leaf_hash[i], pp->check_stored,
+		    b->has_stored[i] ? b->stored[i] : NULL);
+}
+
+static void *
+vpipe_main(void *arg)
+{
+	struct vpipe *pp = arg;
+	void *hasher = msr_av_hasher_new();
+
+	pthread_mutex_lock(&pp->mu);
+	for (;;) {
+		struct vbatch *b;
+
+		while (pp->taken == pp->filled && !pp->stop)
+			pthread_cond_wait(&pp->cv, &pp->mu);
+		if (pp->taken == pp->filled)
+			break;
+		b = &pp->b[pp->taken++ % VB_RING];
+		pthread_mutex_unlock(&pp->mu);
+		vbatch_hash(b, hasher);
+		pthread_mutex_lock(&pp->mu);
+		while (pp->folded != b->seq)
+			pthread_cond_wait(&pp->cv, &pp->mu);
+		pthread_mutex_unlock(&pp->mu);
+		vbatch_fold(pp, b);
+		pthread_mutex_lock(&pp->mu);
+		pp->folded++;
+		pthread_cond_broadcast(&pp->cv);
+	}
+	pthread_mutex_unlock(&pp->mu);
+	msr_av_hasher_free(hasher);
+	return NULL;
+}
+
+/* The batch to fill next, once the workers are done with its slot. */
+static struct vbatch *
+vpipe_slot(struct vpipe *pp)
+{
+	struct vbatch *b = &pp->b[pp->filled % VB_RING];
+
+	pthread_mutex_lock(&pp->mu);
+	while (pp->filled - pp->folded >= VB_RING)
+		pthread_cond_wait(&pp->cv, &pp->mu);
+	pthread_mutex_unlock(&pp->mu);
+	b->n = b->used = 0;
+	b->seq = pp->filled;
+	return b;
+}
+
+/* Hand the filled batch over (or, without workers, hash and fold it here). */
+static void
+vpipe_hand(struct vpipe *pp, struct vbatch *b)
+{
+	if (pp->nth == 0) {
+		vbatch_hash(b, pp->v->hasher);
+		vbatch_fold(pp, b);
+		pp->filled++;
+		pp->folded++;
+		return;
+	}
+	pthread_mutex_lock(&pp->mu);
+	pp->filled++;
+	pthread_cond_broadcast(&pp->cv);
+	pthread_mutex_unlock(&pp->mu);
+}
+
+/* Append one entry to b; -1 out of memory. */
+static int
+vbatch_add(struct vbatch *b, uint64_t idx, const uint8_t *leaf, size_t len,
+    const uint8_t *stored)
+{
+	if (b->used + len > b->cap) {
+		size_t cap = b->cap ? b->cap : (size_t)1 << 20;
+		uint8_t *p;
+
+		while (cap < b->used + len)
+			cap *= 2;
+		p = realloc(b->bytes, cap);
+		if (p == NULL)
+			return -1;
+		b->bytes = p;
+		b->cap = cap;
+	}
+	memcpy(b->bytes + b->used, leaf, len);
+	b->idx[b->n] = idx;
+	b->off[b->n] = b->used;
+	b->used += len;
+	b->off[b->n + 1] = b->used;
+	b->has_stored[b->n] = stored != NULL;
+	if (stored != NULL)
+		memcpy(b->stored[b->n], stored, HLEN);
+	b->n++;
+	return 0;
+}
+
+/*
+ * Stream the entries through the pure verifier v. nf is the COPY's field
+ * count: 3 when each row carries its stored level-0 hash (copy_joined_sql),
+ * else 2; with hc (a second connection in the same snapshot, streaming the
+ * level-0 hashes by index) the stored hashes come from there instead: two
+ * scans in two backends at once cost less than their merge join in one.
+ */
+static int
+stream_entries(struct copy_in *ec, int nf, struct copy_in *hc, struct msr_av *v,
+    int check_stored, struct msr_audit_report *rep)
+{
+	const uint8_t *p, *hp, *leaf, *stored, *hash = NULL, *none;
+	struct msr_audit_report mine;	/* the reading thread's own problems */
+	struct vpipe *pp = calloc(1, sizeof(*pp));
+	struct vbatch *b;
+	size_t leaf_len, hash_len;
+	uint64_t idx = 0, hidx = 0;
+	int len, hl, rc = -1, hrc = 1, ret = -1, bad = 0;
+
+	msr_audit_report_init(&mine);
+	if (pp == NULL) {
+		msr_audit_report_fail(rep, -1, "out of memory");
 		return -1;
 	}
-	PQclear(res);
-	while ((len = PQgetCopyData(pg, &row, 0)) > 0) {
-		const uint8_t *p = (const uint8_t *)row, *leaf, *stored;
-		size_t leaf_len;
-		uint64_t idx;
-
-		if (header) {
-			/* "PGCOPY\n\377\r\n\0", flags, header extension length */
-			if (len < 19 || memcmp(p, "PGCOPY\n\377\r\n", 11) != 0)
-				goto malformed;
-			p += 19 + msr_load_be(p + 15, 4);
-			len -= (int)(p - (const uint8_t *)row);
-			header = 0;
-		}
-		if (len == 2 && msr_load_be(p, 2) == 0xffff)
-			goto next_row;		/* trailer */
-		if (v->bad)
-			goto next_row;		/* drain after the first problem */
-		if (parse_row(p, len, &idx, &leaf, &leaf_len, &stored) != 0)
+	pthread_mutex_init(&pp->mu, NULL);
+	pthread_cond_init(&pp->cv, NULL);
+	pp->v = v;
+	pp->check_stored = check_stored;
+	while (pp->nth < HASHERS && pthread_create(&pp->th[pp->nth], NULL, vpipe_main, pp) == 0)
+		pp->nth++;
+	b = vpipe_slot(pp);
+	while ((rc = copy_next(ec, &p, &len, &mine)) > 0) {
+		if (bad)
+			continue;		/* drain after the first problem */
+		if (parse_row(p, len, nf, &idx, &leaf, &leaf_len, &stored) != 0)
 			goto malformed;
-		msr_av_entry(v, idx, leaf, leaf_len, 1, stored);
-next_row:
-		PQfreemem(row);
-		row = NULL;
+		if (hc != NULL) {
+			/* the stored hash of idx, if any: skip hashes of absent entries */
+			while (hrc > 0 && (hash == NULL || hidx < idx)) {
+				hrc = copy_next(hc, &hp, &hl, &mine);
+				if (hrc > 0 && (parse_row(hp, hl, 2, &hidx, &hash, &hash_len,
+				    &none) != 0 || hash_len != HLEN))
+					goto malformed;
+			}
+			stored = hrc > 0 && hidx == idx ? hash : NULL;
+		}
+		if (vbatch_add(b, idx, leaf, leaf_len, stored) != 0) {
+			msr_audit_report_fail(&mine, -1, "out of memory");
+			bad = 1;
+			continue;
+		}
+		if (b->n == VB_ENTRIES) {
+			vpipe_hand(pp, b);
+			b = vpipe_slot(pp);
+		}
 		continue;
 malformed:
-		msr_audit_report_fail(rep, (int64_t)v->fr.size, "malformed COPY data near entry %"
-		    PRIu64, v->fr.size);
-		v->bad = 1;
-		rep->io_error = 1;
-		PQfreemem(row);
-		row = NULL;
+		msr_audit_report_fail(&mine, -1, "malformed COPY data near entry %" PRIu64, idx);
+		mine.io_error = 1;
+		bad = 1;
 	}
-	if (len == -2) {
-		rep->io_error = 1;
-		msr_audit_report_fail(rep, -1, "reading entries: %s", PQerrorMessage(pg));
+	if (!bad && rc == 0 && b->n > 0)
+		vpipe_hand(pp, b);
+	pthread_mutex_lock(&pp->mu);
+	pp->stop = 1;
+	pthread_cond_broadcast(&pp->cv);
+	pthread_mutex_unlock(&pp->mu);
+	for (int i = 0; i < pp->nth; i++)
+		pthread_join(pp->th[i], NULL);
+	if (copy_finish(ec, &mine) != 0 || (hc != NULL && copy_finish(hc, &mine) != 0))
+		rc = -1;
+	if (hrc < 0)
+		rc = -1;
+	/* the verifier's finding, if any, comes first: it is earlier in the log */
+	if (rep->message[0] == '\0' && mine.message[0] != '\0') {
+		snprintf(rep->message, sizeof(rep->message), "%s", mine.message);
+		rep->bad_index = mine.bad_index;
+		rep->io_error = mine.io_error;
 	}
-	res = PQgetResult(pg);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		rep->io_error = 1;
-		msr_audit_report_fail(rep, -1, "reading entries: %s", PQresultErrorMessage(res));
+	if (rep->message[0] == '\0' && rc == 0)
+		ret = msr_av_finish(v);
+	for (int i = 0; i < VB_RING; i++)
+		free(pp->b[i].bytes);
+	pthread_cond_destroy(&pp->cv);
+	pthread_mutex_destroy(&pp->mu);
+	free(pp);
+	return ret;
+}
+
+/*
+ * A checkpoint's root did not match the entries [from, to): name the entry
+ * whose content no longer matches its stored leaf hash, if the stored hashes
+ * tell (an insider who rewrote both leaves the range named as it was).
+ */
+static void
+localize(PGconn *pg, uint64_t from, uint64_t to, struct msr_audit_report *rep)
+{
+	static const char sql[] =
+	    "SELECT e.idx, e.leaf, h.hash FROM audit_entries e LEFT JOIN audit_hashes h"
+	    " ON h.level = 0 AND h.idx = e.idx WHERE e.idx >= $1 AND e.idx < $2"
+	    " ORDER BY e.idx LIMIT 100000";
+	char a[24], b[24];
+	const char *vals[2] = { a, b };
+	void *hasher = msr_av_hasher_new();
+	PGresult *res;
+
+	snprintf(a, sizeof(a), "%" PRIu64, from);
+	snprintf(b, sizeof(b), "%" PRIu64, to);
+	res = PQexecParams(pg, sql, 2, NULL, vals, NULL, NULL, 1);
+	for (int r = 0; PQresultStatus(res) == PGRES_TUPLES_OK && r < PQntuples(res); r++) {
+		uint64_t idx = msr_load_be((const uint8_t *)PQgetvalue(res, r, 0), 8);
+		uint8_t h[HLEN];
+
+		if (PQgetlength(res, r, 2) != HLEN)
+			continue;
+		msr_av_leaf_hash(hasher, (const uint8_t *)PQgetvalue(res, r, 1),
+		    (size_t)PQgetlength(res, r, 1), h);
+		if (memcmp(h, PQgetvalue(res, r, 2), HLEN) != 0) {
+			rep->message[0] = '\0';
+			msr_audit_report_fail(rep, (int64_t)idx, "entry %" PRIu64 ": content does "
+			    "not match its stored leaf hash (entry altered)", idx);
+			break;
+		}
 	}
 	PQclear(res);
-	while ((res = PQgetResult(pg)) != NULL)
-		PQclear(res);
-	if (rep->message[0] != '\0')
-		return -1;
-	ret = msr_av_finish(v);
-	return ret;
+	msr_av_hasher_free(hasher);
+}
+
+/*
+ * A second connection to the same database in the same snapshot as pg (whose
+ * REPEATABLE READ transaction is open), or NULL: the caller then reads
+ * everything through pg.
+ */
+static PGconn *
+twin_open(PGconn *pg)
+{
+	PQconninfoOption *opts = PQconninfo(pg), *o;
+	const char *kw[64], *val[64];
+	char sql[160];
+	PGresult *res = NULL;
+	PGconn *twin = NULL;
+	int n = 0;
+
+	if (opts == NULL)
+		return NULL;
+	for (o = opts; o->keyword != NULL && n < 62; o++)
+		if (o->val != NULL && o->val[0] != '\0') {
+			kw[n] = o->keyword;
+			val[n++] = o->val;
+		}
+	kw[n] = NULL;
+	val[n] = NULL;
+	res = PQexec(pg, "SELECT pg_export_snapshot()");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+	    PQgetlength(res, 0, 0) > 100)
+		goto fail;
+	/* the snapshot id is the server's ([0-9A-F-]); checked, it cannot break out */
+	if (strspn(PQgetvalue(res, 0, 0), "0123456789ABCDEFabcdef-") !=
+	    strlen(PQgetvalue(res, 0, 0)))
+		goto fail;
+	snprintf(sql, sizeof(sql), "SET TRANSACTION SNAPSHOT '%s'", PQgetvalue(res, 0, 0));
+	twin = PQconnectdbParams(kw, val, 0);
+	if (PQstatus(twin) != CONNECTION_OK)
+		goto fail;
+	PQclear(res);
+	res = PQexec(twin, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		goto fail;
+	PQclear(res);
+	res = PQexec(twin, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		goto fail;
+	PQclear(res);
+	PQconninfoFree(opts);
+	return twin;
+fail:
+	PQclear(res);
+	PQconninfoFree(opts);
+	if (twin != NULL)
+		PQfinish(twin);
+	return NULL;
+}
+
+/* The planner settings of copy_plan on c (both scans in index order). */
+static void
+plan_copy(PGconn *c)
+{
+	for (size_t i = 0; i < sizeof(copy_plan) / sizeof(copy_plan[0]); i++)
+		PQclear(PQexec(c, copy_plan[i]));
 }
 
 int
@@ -1055,8 +1435,10 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 	struct msr_av av;
 	size_t ncps = 0;
 	PGresult *res, *cpres = NULL;
+	struct copy_in ec, hc;
+	PGconn *twin = NULL;
 	double t0 = msr_now_s();
-	int av_ready = 0, ret = -1;
+	int av_ready = 0, ret = -1, rc;
 
 	msr_audit_report_init(rep);
 	memset(&head, 0, sizeof(head));
@@ -1106,25 +1488,57 @@ msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flag
 	 */
 	sigs = msr_av_sig_start(v, notes, cps, ncps, flags);
 	/*
-	 * The plan for the COPY: a merge join of the two primary-key scans, in
-	 * index order, no sort, no parallel workers (they compete with the
-	 * hashing for the same cores); whatever the statistics say.
+	 * The plan for the COPYs: primary-key scans in index order, no sort, no
+	 * parallel workers (they compete with the hashing for the same cores);
+	 * whatever the statistics say. The level-0 hashes stream from a second
+	 * backend in the same snapshot when one can be opened (two scans side by
+	 * side cost less than their merge join in one), else through the join.
 	 */
-	for (size_t i = 0; i < sizeof(copy_plan) / sizeof(copy_plan[0]); i++)
-		PQclear(PQexec(pg, copy_plan[i]));
-	if (stream_entries(pg, &av, rep) == 0 && ncps > 0)
+	if (!(flags & MSR_AV_NO_STORED))
+		twin = twin_open(pg);
+	plan_copy(pg);
+	if (twin != NULL) {
+		PGresult *r = NULL;
+
+		plan_copy(twin);
+		memset(&hc, 0, sizeof(hc));
+		if (PQsendQuery(twin, copy_hashes_sql) == 1)
+			r = PQgetResult(twin);
+		if (PQresultStatus(r) == PGRES_COPY_OUT) {
+			hc.pg = twin;
+			hc.header = 1;
+		}
+		PQclear(r);
+		if (hc.pg == NULL) {
+			PQfinish(twin);
+			twin = NULL;
+		}
+	}
+	if (twin != NULL || (flags & MSR_AV_NO_STORED))
+		rc = copy_start(&ec, pg, copy_entries_sql, rep) == 0 ?
+		    stream_entries(&ec, 2, twin != NULL ? &hc : NULL, &av,
+		    !(flags & MSR_AV_NO_STORED), rep) : -1;
+	else
+		rc = copy_start(&ec, pg, copy_joined_sql, rep) == 0 ?
+		    stream_entries(&ec, 3, NULL, &av, 1, rep) : -1;
+	if (rc == 0 && ncps > 0)
 		check_stored_root(pg, &cps[ncps - 1], rep);
+	else if (av.bad_to > av.bad_from && !rep->io_error)
+		localize(pg, av.bad_from, av.bad_to, rep);
 	msr_av_sig_finish(sigs, rep->io_error, rep);
 	if (rep->message[0] != '\0')
 		goto rollback;
 	if (ncps > 0)
 		rep->tree_size = cps[ncps - 1].size;
 	rep->checkpoints += since != NULL;
+	rep->signatures += since != NULL;
 	ret = 0;
 rollback:
 	res = PQexec(pg, "ROLLBACK");
 	PQclear(res);
 done:
+	if (twin != NULL)
+		PQfinish(twin);
 	if (av_ready)
 		msr_av_free(&av);
 	msr_as_head_clear(&head);

@@ -133,6 +133,27 @@ lh_append(struct leaf_hasher *lh, struct msr_merkle_frontier *f, const uint8_t l
 	f->size = n + 1;
 }
 
+/* msr_merkle_frontier_root with the node hashes done by lh (one per checkpoint). */
+static void
+lh_root(struct leaf_hasher *lh, const struct msr_merkle_frontier *f, uint8_t out[HLEN])
+{
+	int first = 1;
+
+	if (f->size == 0) {
+		msr_merkle_empty_root(out);
+		return;
+	}
+	for (unsigned level = 0; level < MSR_MERKLE_LEVELS; level++) {
+		if (((f->size >> level) & 1) == 0)
+			continue;
+		if (first)
+			memcpy(out, f->hash[level], HLEN);
+		else
+			lh_node(lh, f->hash[level], out, out);
+		first = 0;
+	}
+}
+
 /* --- the streaming verifier ------------------------------------------------------ */
 
 void
@@ -184,11 +205,41 @@ msr_av_since(struct msr_av *v, const struct msr_note_checkpoint *since)
 	return 0;
 }
 
+void *
+msr_av_hasher_new(void)
+{
+	return lh_new();
+}
+
+void
+msr_av_hasher_free(void *hasher)
+{
+	lh_free(hasher);
+}
+
+void
+msr_av_leaf_hash(void *hasher, const uint8_t *leaf, size_t len, uint8_t out[HLEN])
+{
+	lh_hash(hasher, leaf, len, out);
+}
+
 int
 msr_av_entry(struct msr_av *v, uint64_t idx, const uint8_t *leaf, size_t len,
     int check_stored, const uint8_t *stored)
 {
-	uint8_t h[HLEN], root[HLEN];
+	uint8_t h[HLEN];
+
+	if (v->bad)
+		return -1;
+	lh_hash(v->hasher, leaf, len, h);
+	return msr_av_entry_hashed(v, idx, h, check_stored, stored);
+}
+
+int
+msr_av_entry_hashed(struct msr_av *v, uint64_t idx, const uint8_t h[HLEN], int check_stored,
+    const uint8_t *stored)
+{
+	uint8_t root[HLEN];
 
 	if (v->bad)
 		return -1;
@@ -202,7 +253,6 @@ msr_av_entry(struct msr_av *v, uint64_t idx, const uint8_t *leaf, size_t len,
 		    "checkpoint (size %" PRIu64 ")", idx, v->expect);
 		goto bad;
 	}
-	lh_hash(v->hasher, leaf, len, h);
 	if (check_stored && stored == NULL) {
 		fail(v->rep, (int64_t)idx, "entry %" PRIu64 ": no stored leaf hash", idx);
 		goto bad;
@@ -220,7 +270,7 @@ msr_av_entry(struct msr_av *v, uint64_t idx, const uint8_t *leaf, size_t len,
 	lh_append(v->hasher, &v->fr, h);
 	v->rep->entries++;
 	if (v->have_since && v->fr.size == v->since_size) {
-		msr_merkle_frontier_root(&v->fr, root);
+		lh_root(v->hasher, &v->fr, root);
 		if (sodium_memcmp(root, v->since_root, HLEN) != 0) {
 			fail(v->rep, 0, "the log does not extend the saved checkpoint (size %"
 			    PRIu64 "): its entries 0..%" PRIu64 " were rewritten", v->since_size,
@@ -229,14 +279,21 @@ msr_av_entry(struct msr_av *v, uint64_t idx, const uint8_t *leaf, size_t len,
 		}
 	}
 	if (v->next < v->ncps && v->fr.size == v->cps[v->next].size) {
-		msr_merkle_frontier_root(&v->fr, root);
+		lh_root(v->hasher, &v->fr, root);
 		if (sodium_memcmp(root, v->cps[v->next].root, HLEN) != 0) {
 			uint64_t from = v->next > 0 ? v->cps[v->next - 1].size : 0;
 
-			fail(v->rep, (int64_t)from, "checkpoint at size %" PRIu64 ": root does "
-			    "not match the entries; an entry in %" PRIu64 "..%" PRIu64
-			    " and its stored hash were altered", v->cps[v->next].size, from,
-			    v->cps[v->next].size - 1);
+			if (v->cps[v->next].size - from == 1)
+				fail(v->rep, (int64_t)from, "entry %" PRIu64 " was altered (the "
+				    "checkpoint at size %" PRIu64 " does not match it)", from,
+				    v->cps[v->next].size);
+			else
+				fail(v->rep, (int64_t)from, "checkpoint at size %" PRIu64 ": root "
+				    "does not match the entries; an entry in %" PRIu64 "..%" PRIu64
+				    " was altered", v->cps[v->next].size, from,
+				    v->cps[v->next].size - 1);
+			v->bad_from = from;
+			v->bad_to = v->cps[v->next].size;
 			goto bad;
 		}
 		v->rep->tree_size = v->cps[v->next].size;
@@ -280,10 +337,12 @@ struct sigjob {
 	const char *const		*notes;
 	const struct msr_av_checkpoint	*cps;
 	int				 to;		/* rows [next, to) to check */
+	int				 all;		/* verify every signature */
 	atomic_int			 next;		/* shared work counter */
 	atomic_int			 bad;		/* first bad row seen, or to */
 	atomic_int			 body_bad;	/* signed body disagrees with row */
 	atomic_ullong			 checked;
+	atomic_ullong			 signatures;
 };
 
 #define SIG_CHUNK 32
@@ -299,9 +358,16 @@ sigjob_main(void *arg)
 
 		for (int r = from; r < to && r < atomic_load(&j->bad); r++) {
 			struct msr_note_checkpoint c;
-			int body = 0;
+			int body = 0, sig = j->all || r == j->to - 1;
 
-			if (msr_note_checkpoint_open(j->v, j->notes[r], &c) != 0 ||
+			/* the usual unsigned case at a glance; anything else in full */
+			if (!sig && msr_note_checkpoint_is(j->v, j->notes[r], j->cps[r].size,
+			    j->cps[r].root) == 0) {
+				atomic_fetch_add(&j->checked, 1);
+				continue;
+			}
+			if ((sig ? msr_note_checkpoint_open(j->v, j->notes[r], &c) :
+			    msr_note_checkpoint_read(j->v, j->notes[r], &c)) != 0 ||
 			    (body = (c.size != j->cps[r].size ||
 			    sodium_memcmp(c.root, j->cps[r].root, HLEN) != 0))) {
 				int cur = atomic_load(&j->bad);
@@ -313,6 +379,8 @@ sigjob_main(void *arg)
 				break;
 			}
 			atomic_fetch_add(&j->checked, 1);
+			if (sig)
+				atomic_fetch_add(&j->signatures, 1);
 		}
 	}
 	return NULL;
@@ -336,13 +404,14 @@ msr_av_sig_start(const struct msr_note_verifier *v, const char *const *notes,
 	s->job.notes = notes;
 	s->job.cps = cps;
 	s->job.to = (int)n;
+	s->job.all = !(flags & MSR_AV_LAST_SIGNATURE);
 	atomic_init(&s->job.bad, (int)n);
 	atomic_init(&s->job.body_bad, 0);
 	atomic_init(&s->job.checked, 0);
-	atomic_init(&s->job.next, (flags & MSR_AV_LAST_SIGNATURE) && n > 0 ? (int)n - 1 : 0);
+	atomic_init(&s->job.signatures, 0);
+	atomic_init(&s->job.next, 0);
 	/* The background thread starts at once: it overlaps the caller's reading and hashing. */
-	if (n > 1 && !(flags & MSR_AV_LAST_SIGNATURE) &&
-	    pthread_create(&s->th, NULL, sigjob_main, &s->job) == 0)
+	if (n > 1 && pthread_create(&s->th, NULL, sigjob_main, &s->job) == 0)
 		s->started = 1;
 	return s;
 }
@@ -367,6 +436,7 @@ msr_av_sig_finish(struct msr_av_sigs *s, int abandon, struct msr_audit_report *r
 	if (abandon)
 		goto done;
 	rep->checkpoints += atomic_load(&j->checked);
+	rep->signatures += atomic_load(&j->signatures);
 	if (atomic_load(&j->bad) < j->to) {
 		uint64_t size = j->cps[atomic_load(&j->bad)].size;
 		int64_t at = size > 0 ? (int64_t)size - 1 : 0;
@@ -376,7 +446,9 @@ msr_av_sig_finish(struct msr_av_sigs *s, int abandon, struct msr_audit_report *r
 			rep->message[0] = '\0';
 			fail(rep, at, "checkpoint at size %" PRIu64 ": %s", size,
 			    atomic_load(&j->body_bad) ? "signed body disagrees with its row" :
-			    "signature does not verify with the log key");
+			    j->all || atomic_load(&j->bad) == j->to - 1 ?
+			    "signature does not verify with the log key" :
+			    "not a well-formed note signed by the log key");
 		}
 		ret = -1;
 	}

@@ -244,6 +244,7 @@ verify_url(const char *base_url, const char *auditor_key,
 		goto done;
 	rep->tree_size = cp.size;
 	rep->checkpoints++;
+	rep->signatures++;
 	if (checkpoint_out != NULL) {
 		*checkpoint_out = note;
 		note = NULL;
@@ -328,8 +329,9 @@ print_report(const char *what, int rc, const struct msr_audit_report *rep)
 {
 	if (rc == 0) {
 		printf("%s: OK: tree size %" PRIu64 ", %" PRIu64 " entries, %" PRIu64
-		    " checkpoints in %.2f s (%.0f entries/s)\n", what, rep->tree_size,
-		    rep->entries, rep->checkpoints, rep->seconds,
+		    " checkpoints (%" PRIu64 " signatures verified) in %.2f s (%.0f entries/s)\n",
+		    what, rep->tree_size, rep->entries, rep->checkpoints, rep->signatures,
+		    rep->seconds,
 		    rep->seconds > 0 ? (double)rep->entries / rep->seconds : 0.0);
 		return;
 	}
@@ -382,6 +384,7 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 		{ "key", required_argument, NULL, 'k' },
 		{ "vkey", required_argument, NULL, 'v' },
 		{ "db", no_argument, NULL, 'd' },
+		{ "full", no_argument, NULL, 'a' },
 		{ "since", required_argument, NULL, 'p' },
 		{ "previous", required_argument, NULL, 'p' },	/* older name */
 		{ "save", required_argument, NULL, 's' },
@@ -395,6 +398,7 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 	char err[512];
 	PGconn *pg = NULL;
 	size_t nv = 0;
+	unsigned flags = MSR_AV_LAST_SIGNATURE | MSR_AV_NO_STORED;
 	int c, db = 0, have_v = 0, bad_v = 0, rc, ret = 2;
 
 	optind = 1;
@@ -410,6 +414,7 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 				bad_v = 1;
 			break;
 		case 'd': db = 1; break;
+		case 'a': flags = 0; break;
 		case 'p': since_path = optarg; break;
 		case 's': save = optarg; break;
 		default: goto usage;
@@ -451,7 +456,7 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 			ret = 1;
 			goto done;
 		}
-		rc = msr_audit_verify_db(pg, v, 0, since_note != NULL ? &since : NULL, &rep);
+		rc = msr_audit_verify_db(pg, v, flags, since_note != NULL ? &since : NULL, &rep);
 		print_report("audit verify --db", rc, &rep);
 		ret = rc == 0 ? 0 : 1;
 		goto done;
@@ -474,13 +479,18 @@ cli_verify(const struct msr_config *cfg, int argc, char **argv)
 	goto done;
 usage:
 	fprintf(stderr, "usage: msreg [--config FILE] audit verify --db [--vkey VKEY]..."
-	    " [--since CHECKPOINT]\n"
+	    " [--since CHECKPOINT] [--full]\n"
 	    "       msreg audit verify --url URL --key AUDITOR_KEY [--vkey VKEY]...\n"
 	    "                          [--since CHECKPOINT] [--save CHECKPOINT]\n"
 	    "  keys may be given inline or as @FILE; CHECKPOINT is a signed checkpoint\n"
 	    "  note saved earlier: the log must extend it. Several --vkey form a set\n"
 	    "  of trusted keys: a checkpoint signed by any of them verifies (key rotation). --db without --vkey trusts the\n"
-	    "  configuration's [audit] key_file, next_key_file and old_keys.\n");
+	    "  configuration's [audit] key_file, next_key_file and old_keys.\n"
+	    "  --db recomputes every entry and every checkpoint root and verifies the\n"
+	    "  newest checkpoint's signature, which authenticates all of them;\n"
+	    "  --full also verifies every older checkpoint's own signature (one\n"
+	    "  Ed25519 verification per sequencer batch) and compares every stored\n"
+	    "  leaf hash (the cache proofs are served from) with its entry: slower.\n");
 done:
 	if (key != NULL)
 		sodium_memzero(key, strlen(key));

@@ -931,6 +931,7 @@ static void
 audit_resumed(struct msr_req *r)
 {
 	r->audit_wait = AW_NONE;
+	r->t_audited = msr_now_ns();
 	if (__atomic_load_n(&r->audit_async_index, __ATOMIC_ACQUIRE) < 0)
 		audit_failed(r);
 	else
@@ -982,10 +983,14 @@ complete(struct msr_req *r, int may_suspend)
 		if (audited && may_suspend && audit_request_async(r))
 			return 1;
 	}
-	if (audited)
+	if (audited) {
 		audit_request(r);
-	if (r->commit_pending)
+		r->t_audited = msr_now_ns();
+	}
+	if (r->commit_pending) {
 		finish_write(r, audited);
+		r->t_committed = msr_now_ns();
+	}
 	msr_db_release(r->db);
 	r->db = NULL;
 	return 0;
@@ -1024,6 +1029,7 @@ dispatch(struct msr_req *r)
 	const struct msr_route *rt = r->route;
 
 	conn_mark(r->http, r->conn, 1);
+	r->t_dispatch = msr_now_ns();
 	if (r->body_too_large) {
 		reply_too_large(r);
 		goto done;
@@ -1040,6 +1046,7 @@ dispatch(struct msr_req *r)
 		msr_reply_unavailable(r, "internal error");
 	}
 done:
+	r->t_handled = msr_now_ns();
 	return complete(r, 1);
 }
 
@@ -1053,6 +1060,7 @@ queue_reply(struct msr_req *r)
 	char idx[24];
 	int cache_set = 0;
 
+	r->t_queued = msr_now_ns();
 	if (r->reply_json != NULL) {
 		body = json_dumps(r->reply_json, JSON_COMPACT);
 		if (body == NULL)
@@ -1134,6 +1142,26 @@ shut_if_peer_gone(struct MHD_Connection *conn)
 		shutdown(ct->fd, SHUT_RDWR);
 }
 
+/* Where this request's time went (msreg_request_phase_seconds). */
+static void
+observe_phases(const struct msr_req *r)
+{
+	uint64_t now = msr_now_ns();
+
+	if (r->t_dispatch == 0)
+		return;		/* refused before its body: nothing to split */
+	msr_metrics_phase(MSR_PHASE_RECEIVE, r->t_dispatch - r->start_ns);
+	if (r->t_handled != 0)
+		msr_metrics_phase(MSR_PHASE_HANDLER, r->t_handled - r->t_dispatch);
+	if (r->t_audited != 0 && r->t_handled != 0)
+		msr_metrics_phase(MSR_PHASE_AUDIT, r->t_audited - r->t_handled);
+	if (r->t_committed != 0)
+		msr_metrics_phase(MSR_PHASE_COMMIT, r->t_committed -
+		    (r->t_audited != 0 ? r->t_audited : r->t_handled));
+	if (r->t_queued != 0)
+		msr_metrics_phase(MSR_PHASE_SEND, now - r->t_queued);
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     enum MHD_RequestTerminationCode toe)
@@ -1145,6 +1173,7 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	msr_metrics_observe(h->srv->metrics, r->route_index, r->status,
 	    msr_now_ns() - r->start_ns);
+	observe_phases(r);
 	req_free(r);
 	*con_cls = NULL;
 	conn_mark(h, conn, 0);      /* the deadline of the next request starts now */

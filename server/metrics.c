@@ -19,6 +19,15 @@
  *                                                   disclosure_budget_exhausted,
  *                                                   query_too_broad, body_too_large,
  *                                                   unavailable
+ *   msreg_request_phase_seconds{phase}   histogram  where a request's time goes, per phase:
+ *                                                   receive (first byte to whole request:
+ *                                                   head, key check, body), handler (JSON
+ *                                                   parse, the handler and its queries),
+ *                                                   audit (until the request's entry is
+ *                                                   durable and signed: queue + group
+ *                                                   commit; audited routes only), commit
+ *                                                   (a write's own COMMIT after its
+ *                                                   entry), send (reply queued to done)
  *   msreg_search_feed_lag_seconds        gauge      age of the search index: time since
  *                                                   the feed's last completed catch-up
  *                                                   (notifications trigger one at once,
@@ -46,6 +55,14 @@ static const unsigned status_codes[] = {
 };
 #define NSTATUS (MSR_ARRAY_LEN(status_codes) + 1)   /* last = other */
 
+static const double phase_s[] = {
+	0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+	0.25, 0.5, 1, 2.5,
+};
+#define NPHASE_BUCKETS MSR_ARRAY_LEN(phase_s)
+static const char *const phase_names[MSR_PHASES] = {
+	"receive", "handler", "audit", "commit", "send",
+};
 static const double batch_le[] = {
 	1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000,
 };
@@ -64,6 +81,7 @@ struct hist {
 
 static struct {
 	struct hist          batch_entries, batch_ns;
+	struct hist          phase[MSR_PHASES];
 	atomic_int_fast64_t  pool_waiters;
 	atomic_uint_fast64_t pool_waits, pool_timeouts;
 	atomic_uint_fast64_t refusals[NREFUSALS];
@@ -96,6 +114,13 @@ msr_metrics_audit_batch(size_t entries, uint64_t ns)
 {
 	hist_add(&g.batch_entries, batch_le, NBATCH, (double)entries, entries);
 	hist_add(&g.batch_ns, bucket_s, NBUCKETS, (double)ns / 1e9, ns);
+}
+
+void
+msr_metrics_phase(enum msr_phase p, uint64_t ns)
+{
+	if ((unsigned)p < MSR_PHASES)
+		hist_add(&g.phase[p], phase_s, NPHASE_BUCKETS, (double)ns / 1e9, ns);
 }
 
 void
@@ -223,21 +248,35 @@ route_labels(const struct msr_metrics *m, size_t i, char *buf, size_t len)
 		    msr_route_method(i));
 }
 
+/* One histogram series; label is "" or `name="value",`; head 1 prints HELP/TYPE. */
+static void
+render_series(struct sbuf *b, const char *name, const char *help, const char *label,
+    int head, const struct hist *h, const double *le, size_t n, double sum_scale)
+{
+	uint64_t cum = 0, count = atomic_load_explicit(&h->count, memory_order_relaxed);
+	size_t ll = strlen(label);
+	/* the label list of _sum/_count: without the trailing comma */
+	int lw = ll > 0 ? (int)ll - 1 : 0;
+
+	if (head)
+		sb_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (size_t k = 0; k < n; k++) {
+		cum += atomic_load_explicit(&h->buckets[k], memory_order_relaxed);
+		sb_printf(b, "%s_bucket{%sle=\"%g\"} %llu\n", name, label, le[k],
+		    (unsigned long long)cum);
+	}
+	sb_printf(b, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, label, (unsigned long long)count);
+	sb_printf(b, "%s_sum%s%.*s%s %.6f\n%s_count%s%.*s%s %llu\n", name, ll ? "{" : "", lw,
+	    label, ll ? "}" : "",
+	    (double)atomic_load_explicit(&h->sum, memory_order_relaxed) * sum_scale, name,
+	    ll ? "{" : "", lw, label, ll ? "}" : "", (unsigned long long)count);
+}
+
 static void
 render_hist(struct sbuf *b, const char *name, const char *help, const struct hist *h,
     const double *le, size_t n, double sum_scale)
 {
-	uint64_t cum = 0, count = atomic_load_explicit(&h->count, memory_order_relaxed);
-
-	sb_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
-	for (size_t k = 0; k < n; k++) {
-		cum += atomic_load_explicit(&h->buckets[k], memory_order_relaxed);
-		sb_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, le[k], (unsigned long long)cum);
-	}
-	sb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)count);
-	sb_printf(b, "%s_sum %.6f\n%s_count %llu\n", name,
-	    (double)atomic_load_explicit(&h->sum, memory_order_relaxed) * sum_scale, name,
-	    (unsigned long long)count);
+	render_series(b, name, help, "", 1, h, le, n, sum_scale);
 }
 
 /* The process-wide families (design comment). */
@@ -252,6 +291,14 @@ render_global(struct sbuf *b)
 	render_hist(b, "msreg_audit_batch_duration_seconds",
 	    "Time to sequence, sign and commit one audit log batch.", &g.batch_ns, bucket_s,
 	    NBUCKETS, 1e-9);
+	for (int p = 0; p < MSR_PHASES; p++) {
+		char label[32];
+
+		snprintf(label, sizeof(label), "phase=\"%s\",", phase_names[p]);
+		render_series(b, "msreg_request_phase_seconds", "Time a request spends in each "
+		    "phase: receive, handler, audit (entry durable), commit, send.", label,
+		    p == 0, &g.phase[p], phase_s, NPHASE_BUCKETS, 1e-9);
+	}
 	sb_printf(b, "# HELP msreg_db_pool_waiters Requests waiting for a database connection.\n"
 	    "# TYPE msreg_db_pool_waiters gauge\nmsreg_db_pool_waiters %lld\n",
 	    (long long)(waiters > 0 ? waiters : 0));

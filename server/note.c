@@ -595,9 +595,14 @@ sig_line(const char *line, size_t n, uint8_t *buf, size_t *blob_len,
 	return 0;
 }
 
-int
-msr_note_open(const struct msr_note_verifier *v, const char *msg, size_t len,
-    size_t *text_len, const char **why)
+/*
+ * msr_note_open (must_verify 1) verifies the trusted key's signature;
+ * msr_note_checkpoint_read (0) only requires a well-formed signature line naming a
+ * trusted key (name and key id) and skips the Ed25519 arithmetic.
+ */
+static int
+note_open(const struct msr_note_verifier *v, const char *msg, size_t len,
+    size_t *text_len, const char **why, int must_verify)
 {
 	uint8_t *blob = NULL;
 	const char *line, *name, *reason = "malformed note";
@@ -649,9 +654,9 @@ msr_note_open(const struct msr_note_verifier *v, const char *msg, size_t len,
 				break;
 		if (k == NULL || nk == MSR_NOTE_MAX_KEYS)
 			continue;
-		if (blob_len != SIG_BLOB_LEN ||
+		if (blob_len != SIG_BLOB_LEN || (must_verify &&
 		    crypto_sign_verify_detached(blob + 4, (const uint8_t *)msg,
-		    split, k->pub) != 0) {
+		    split, k->pub) != 0)) {
 			reason = "invalid signature";
 			goto done;
 		}
@@ -668,6 +673,13 @@ done:
 	if (ret != 0 && why != NULL)
 		*why = reason;
 	return ret;
+}
+
+int
+msr_note_open(const struct msr_note_verifier *v, const char *msg, size_t len,
+    size_t *text_len, const char **why)
+{
+	return note_open(v, msg, len, text_len, why, 1);
 }
 
 /* ---- checkpoints ------------------------------------------------------ */
@@ -855,17 +867,87 @@ msr_note_keys_has(const struct msr_note_verifier *chain,
 	return 0;
 }
 
-int
-msr_note_checkpoint_open(const struct msr_note_verifier *v, const char *note,
-    struct msr_note_checkpoint *cp)
+static int
+checkpoint_open(const struct msr_note_verifier *v, const char *note,
+    struct msr_note_checkpoint *cp, int must_verify)
 {
 	size_t text_len;
 
-	if (note == NULL || msr_note_open(v, note, strlen(note), &text_len, NULL) != 0 ||
+	if (note == NULL || note_open(v, note, strlen(note), &text_len, NULL,
+	    must_verify) != 0 ||
 	    msr_note_checkpoint_parse(cp, note, text_len) != 0 ||
 	    strcmp(cp->origin, v->name) != 0)
 		return -1;
 	return 0;
+}
+
+int
+msr_note_checkpoint_open(const struct msr_note_verifier *v, const char *note,
+    struct msr_note_checkpoint *cp)
+{
+	return checkpoint_open(v, note, cp, 1);
+}
+
+int
+msr_note_checkpoint_read(const struct msr_note_verifier *v, const char *note,
+    struct msr_note_checkpoint *cp)
+{
+	return checkpoint_open(v, note, cp, 0);
+}
+
+/* The value of base64 character c (original alphabet), or -1. */
+static int
+b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+int
+msr_note_checkpoint_is(const struct msr_note_verifier *v, const char *note, uint64_t size,
+    const uint8_t root[MSR_MERKLE_HASH_LEN])
+{
+	/* body, blank line, "— " name " " 91 base64 characters "=" "\n": no more */
+	enum { SIG_CHARS = 91 };
+	char body[MSR_NOTE_NAME_MAX + 96], r64[48];
+	const struct msr_note_verifier *k;
+	const char *sig;
+	size_t len = strlen(note), blen, nlen = strlen(v->name), nk;
+	uint64_t id = 0;
+	int c;
+
+	sodium_bin2base64(r64, sizeof(r64), root, MSR_MERKLE_HASH_LEN,
+	    sodium_base64_VARIANT_ORIGINAL);
+	blen = (size_t)snprintf(body, sizeof(body), "%s\n%" PRIu64 "\n%s\n\n", v->name, size,
+	    r64);
+	if (blen >= sizeof(body) || len != blen + DASH_LEN + nlen + 1 + SIG_CHARS + 2 ||
+	    memcmp(note, body, blen) != 0)
+		return -1;
+	sig = note + blen;
+	if (memcmp(sig, DASH, DASH_LEN) != 0 || memcmp(sig + DASH_LEN, v->name, nlen) != 0 ||
+	    sig[DASH_LEN + nlen] != ' ')
+		return -1;
+	sig += DASH_LEN + nlen + 1;
+	for (int i = 0; i < SIG_CHARS; i++) {
+		if ((c = b64_value((unsigned char)sig[i])) < 0)
+			return -1;
+		if (i < 6)
+			id = id << 6 | (uint64_t)c;
+	}
+	/* 68 bytes: 22 groups of 4, then 3 characters for 16 bits (2 zero) and "=" */
+	if ((b64_value((unsigned char)sig[SIG_CHARS - 1]) & 0x3) != 0 ||
+	    sig[SIG_CHARS] != '=' || sig[SIG_CHARS + 1] != '\n')
+		return -1;
+	id >>= 4;			/* 36 bits read, the key id is the first 32 */
+	for (k = v, nk = 0; k != NULL && nk < MSR_NOTE_MAX_KEYS; k = k->also, nk++)
+		if (strcmp(k->name, v->name) == 0 && k->key_id == (uint32_t)id)
+			return 0;
+	return -1;
 }
 
 /* ---- files ------------------------------------------------------------ */

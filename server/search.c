@@ -43,6 +43,13 @@
  * looked up, probes) is chosen per run; every plan is exact, so the choice only
  * affects speed.
  *
+ * Building a run. Each table is built on its own (build_threads threads share
+ * the NTAB tables) by partitioning the keys on their top bits, then sorting
+ * each cache-sized partition with an LSD radix sort and writing its directory
+ * and entries in one sweep (table_build). Sequential streams only: at 1e8
+ * codes this takes about 7 s of CPU where scattering keys straight into the
+ * table (a cache and TLB miss per key) took 24 s.
+ *
  * Updates. Runs are immutable. Adds go to a small unsorted delta (scanned by
  * every search); when it reaches delta_max it becomes a run, merged with the
  * smaller runs LSM-style (a run is folded into the new one while it is at most
@@ -87,6 +94,7 @@
 #define MERGE_RATIO   4
 #define ENT_PAD       4           /* entries are loaded 4 bytes at a time */
 #define CHUNK         4096        /* keys per source read */
+#define CHUNK_DIRECT  (1u << 20)  /* keys per slice of an array read in place */
 
 /* Cost model, in rough nanoseconds. */
 #define C_VERIFY      3.0         /* check one candidate */
@@ -424,169 +432,189 @@ cursor_read(struct cursor *c, uint64_t *buf, size_t cap)
 	return n;
 }
 
-static void
-sort_u32(uint32_t *a, size_t n)
-{
-	while (n > 24) {
-		uint32_t x = a[0], y = a[n / 2], z = a[n - 1], piv, tmp;
-		size_t i = 0, j = n - 1;
-
-		piv = x < y ? (y < z ? y : (x < z ? z : x)) :
-		    (x < z ? x : (y < z ? z : y));
-		for (;;) {
-			while (a[i] < piv)
-				i++;
-			while (a[j] > piv)
-				j--;
-			if (i >= j)
-				break;
-			tmp = a[i];
-			a[i] = a[j];
-			a[j] = tmp;
-			i++;
-			j--;
-		}
-		/* [0, j] <= piv <= [j+1, n): recurse on the smaller side. */
-		if (j + 1 < n - j - 1) {
-			sort_u32(a, j + 1);
-			a += j + 1;
-			n -= j + 1;
-		} else {
-			sort_u32(a + j + 1, n - j - 1);
-			n = j + 1;
-		}
-	}
-	for (size_t i = 1; i < n; i++) {
-		uint32_t v = a[i];
-		size_t j = i;
-
-		while (j > 0 && a[j - 1] > v) {
-			a[j] = a[j - 1];
-			j--;
-		}
-		a[j] = v;
-	}
-}
-
 /*
- * Sort one directory bucket's suffixes (uniformly distributed over `bits` bits):
- * a counting sort on the top lg bits, lg ~ log2(n), leaves about one value per
- * bin, and an insertion pass finishes. Large buckets (tiny runs) use sort_u32.
- * tmp and cnt hold at least n and (1 << SORT_LG_MAX) + 1 entries.
+ * Next keys of src: a slice of the array itself while the array lasts (no
+ * copy, when it needs no filtering), else up to cap keys copied into buf.
  */
-#define SORT_LG_MAX 12
-
-static void
-bucket_sort(uint32_t *a, size_t n, unsigned bits, uint32_t *tmp, uint32_t *cnt)
+static size_t
+cursor_next(struct cursor *c, uint64_t *buf, size_t cap, const uint64_t **out)
 {
-	unsigned lg = 1, shift;
-	size_t i, bins;
+	const struct source *s = c->src;
+	size_t take;
 
-	if (n <= 16 || n > ((size_t)1 << SORT_LG_MAX)) {
-		sort_u32(a, n);
-		return;
+	if (!s->filter && c->ai < s->narr) {
+		take = s->narr - c->ai < CHUNK_DIRECT ? s->narr - c->ai : CHUNK_DIRECT;
+		*out = s->arr + c->ai;
+		c->ai += take;
+		return take;
 	}
-	while (((size_t)1 << lg) < n)
-		lg++;
-	if (lg > bits)
-		lg = bits;
-	shift = bits - lg;
-	bins = (size_t)1 << lg;
-	memset(cnt, 0, (bins + 1) * sizeof(*cnt));
-	for (i = 0; i < n; i++)
-		cnt[(a[i] >> shift) + 1]++;
-	for (i = 0; i < bins; i++)
-		cnt[i + 1] += cnt[i];
-	for (i = 0; i < n; i++)
-		tmp[cnt[a[i] >> shift]++] = a[i];
-	for (i = 0; i < n; i++) {
-		uint32_t v = tmp[i];
-		size_t j = i;
-
-		while (j > 0 && a[j - 1] > v) {
-			a[j] = a[j - 1];
-			j--;
-		}
-		a[j] = v;
-	}
+	*out = buf;
+	return cursor_read(c, buf, cap);
 }
 
 /*
- * Build table t of r from src (at most r->n keys, geometry set). Two passes:
- * count per bucket, scatter suffixes; then one sweep sorts each bucket and
- * compacts it, dropping duplicates (which are adjacent). Stores the number of
- * distinct codes in *count. Returns 0 or -1 (ENOMEM).
+ * Building a table, partitioned for cache locality. At 1e8 codes a table's
+ * directory is 16 MB and its entries 100 MB; counting and scattering every key
+ * straight into its bucket costs a cache and TLB miss per key, twice (that was
+ * about 75% of the build). Instead:
+ *   1. count the keys per partition, the top pbits bits of the 30-bit key
+ *      (at most 2^PART_BITS_MAX counters: in L1);
+ *   2. scatter the 30-bit keys into their partitions in scratch memory (one
+ *      sequential write stream per partition);
+ *   3. per partition (about PART_KEYS keys: in L2), in key order: sort its
+ *      keys by their low 30 - pbits bits (LSD radix, two or three passes of at
+ *      most RADIX_BITS bits), then one sweep appends the entries, dropping
+ *      duplicates (adjacent once sorted), and fills the directory.
+ * The entries and directory are written once, sequentially, in key order, so
+ * invariant 2 holds as before. Scratch: 4 bytes per key of the run for each
+ * building thread, freed when the run is built.
+ */
+#define PART_BITS_MAX 11
+#define PART_KEYS     65536
+#define RADIX_BITS    11
+#define RADIX_PASSES  3           /* ceil(30 / RADIX_BITS) */
+
+struct build_scratch {
+	uint32_t *keys;               /* the run's 30-bit keys, by partition */
+	size_t part[((size_t)1 << PART_BITS_MAX) + 1];
+	size_t pos[(size_t)1 << PART_BITS_MAX];
+	uint64_t buf[CHUNK];
+	uint32_t *sub, *tmp;          /* one partition's keys, radix passes */
+	size_t cap_sub, cap_tmp;
+	uint32_t cnt[RADIX_PASSES][(size_t)1 << RADIX_BITS];
+};
+
+/* Grow *p to hold n uint32 (keeping nothing). 0 or -1. */
+static int
+scratch_reserve(uint32_t **p, size_t *cap, size_t n)
+{
+	uint32_t *q;
+
+	if (n <= *cap)
+		return 0;
+	q = malloc(n * sizeof(*q));
+	if (q == NULL)
+		return -1;
+	free(*p);
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+/* Partition bits for r: partitions of at most ~PART_KEYS keys, pbits <= dbits. */
+static unsigned
+part_bits(const struct run *r)
+{
+	unsigned p = 0;
+
+	while (p < r->dbits && p < PART_BITS_MAX && (r->n >> p) > PART_KEYS)
+		p++;
+	return p;
+}
+
+/*
+ * Build table t of r from src (at most r->n keys, geometry set), see above.
+ * Stores the number of distinct codes in *count. Returns 0 or -1 (ENOMEM).
  */
 static int
-table_build(struct run *r, unsigned t, const struct source *src, size_t *count)
+table_build(struct run *r, unsigned t, const struct source *src,
+    struct build_scratch *sc, size_t *count)
 {
 	struct table *tb = &r->tab[t];
-	size_t nb = (size_t)1 << r->dbits, b, maxb = 0, got, i, out = 0;
-	uint32_t *fill = NULL, *tmp = NULL, *cnt = NULL;
-	uint64_t *buf = NULL;
+	unsigned pbits = part_bits(r), bbits = r->dbits - pbits;
+	unsigned pshift = STORED_BITS - pbits;
+	size_t np = (size_t)1 << pbits, nsub = (size_t)1 << bbits;
+	unsigned rbits = STORED_BITS - pbits;
+	unsigned npass = (rbits + RADIX_BITS - 1) / RADIX_BITS;
+	unsigned dig = (rbits + npass - 1) / npass;
+	size_t p, b, i, got, maxp = 0, out = 0;
+	uint32_t bmask = (uint32_t)(nsub - 1), dmask = (UINT32_C(1) << dig) - 1;
+	const uint64_t *in;
 	struct cursor cur;
-	int ret = -1;
 
-	tb->dir = calloc(nb + 1, sizeof(*tb->dir));
+	tb->dir = malloc((((size_t)1 << r->dbits) + 1) * sizeof(*tb->dir));
 	tb->ent = malloc(r->n * r->w + ENT_PAD);
-	fill = malloc(nb * sizeof(*fill));
-	buf = malloc(CHUNK * sizeof(*buf));
-	if (tb->dir == NULL || tb->ent == NULL || fill == NULL || buf == NULL ||
-	    !rs8_tables_ok)
-		goto done;
-	memset(tb->ent + r->n * r->w, 0, ENT_PAD);
+	if (tb->dir == NULL || tb->ent == NULL || !rs8_tables_ok)
+		return -1;
 
+	/* 1. keys per partition */
+	memset(sc->part, 0, (np + 1) * sizeof(sc->part[0]));
 	cursor_init(&cur, src);
-	while ((got = cursor_read(&cur, buf, CHUNK)) > 0)
+	while ((got = cursor_next(&cur, sc->buf, CHUNK, &in)) > 0)
 		for (i = 0; i < got; i++)
-			tb->dir[(to_table30(buf[i], t) >> r->sbits) + 1]++;
-	for (b = 0; b < nb; b++) {
-		if (tb->dir[b + 1] > maxb)
-			maxb = tb->dir[b + 1];
-		tb->dir[b + 1] += tb->dir[b];
+			sc->part[(to_table30(in[i], t) >> pshift) + 1]++;
+	for (p = 0; p < np; p++) {
+		if (sc->part[p + 1] > maxp)
+			maxp = sc->part[p + 1];
+		sc->part[p + 1] += sc->part[p];
 	}
-	memcpy(fill, tb->dir, nb * sizeof(*fill));
+	if (sc->part[np] > r->n)
+		return -1;      /* cannot happen: src yields at most n keys */
+	memcpy(sc->pos, sc->part, np * sizeof(sc->pos[0]));
 
+	/* 2. scatter into partitions */
 	cursor_init(&cur, src);
-	while ((got = cursor_read(&cur, buf, CHUNK)) > 0) {
+	while ((got = cursor_next(&cur, sc->buf, CHUNK, &in)) > 0) {
 		for (i = 0; i < got; i++) {
-			uint64_t k = to_table30(buf[i], t);
+			uint32_t k = (uint32_t)to_table30(in[i], t);
 
-			ent_store(tb->ent + (size_t)fill[k >> r->sbits]++ * r->w,
-			    (uint32_t)(k & r->smask), r->w);
+			sc->keys[sc->pos[k >> pshift]++] = k;
 		}
 	}
 
-	tmp = malloc(2 * (maxb + 1) * sizeof(*tmp));
-	cnt = malloc((((size_t)1 << SORT_LG_MAX) + 1) * sizeof(*cnt));
-	if (tmp == NULL || cnt == NULL)
-		goto done;
-	for (b = 0; b < nb; b++) {
-		size_t lo = tb->dir[b], n = tb->dir[b + 1] - lo;
+	/* 3. each partition, in order */
+	if (scratch_reserve(&sc->sub, &sc->cap_sub, maxp + 1) != 0 ||
+	    scratch_reserve(&sc->tmp, &sc->cap_tmp, maxp + 1) != 0)
+		return -1;
+	for (p = 0; p < np; p++) {
+		const uint32_t *pk = sc->keys + sc->part[p];
+		const uint32_t *from;
+		size_t m = sc->part[p + 1] - sc->part[p], cb = 0, base = p << bbits;
+		unsigned j;
 
-		/* out <= lo: the bucket is read whole before it is rewritten. */
-		for (i = 0; i < n; i++)
-			tmp[i] = ent_load(tb->ent + (lo + i) * r->w, r->smask);
-		if (n > 1)
-			bucket_sort(tmp, n, r->sbits, tmp + maxb + 1, cnt);
-		tb->dir[b] = (uint32_t)out;
-		for (i = 0; i < n; i++) {
-			if (i > 0 && tmp[i] == tmp[i - 1])
+		/* LSD radix sort on the low rbits bits; the bits above are the
+		 * partition's, equal for all its keys, so a digit reaching into them
+		 * still sorts correctly. */
+		memset(sc->cnt, 0, sizeof(sc->cnt));
+		for (i = 0; i < m; i++)
+			for (j = 0; j < npass; j++)
+				sc->cnt[j][(pk[i] >> (j * dig)) & dmask]++;
+		for (j = 0; j < npass; j++) {
+			uint32_t sum = 0, c;
+
+			for (b = 0; b <= dmask; b++) {
+				c = sc->cnt[j][b];
+				sc->cnt[j][b] = sum;
+				sum += c;
+			}
+		}
+		from = pk;
+		for (j = 0; j < npass; j++) {
+			uint32_t *c = sc->cnt[j], *to = j % 2 ? sc->tmp : sc->sub;
+
+			for (i = 0; i < m; i++)
+				to[c[(from[i] >> (j * dig)) & dmask]++] = from[i];
+			from = to;
+		}
+		/* from: sorted. Append entries, fill this partition's buckets. */
+		for (i = 0; i < m; i++) {
+			uint32_t k = from[i];
+			size_t bk = (k >> r->sbits) & bmask;
+
+			while (cb <= bk)
+				tb->dir[base + cb++] = (uint32_t)out;
+			if (i > 0 && k == from[i - 1])
 				continue;
-			ent_store(tb->ent + out * r->w, tmp[i], r->w);
+			ent_store(tb->ent + out * r->w, k & r->smask, r->w);
 			out++;
 		}
+		while (cb < nsub)
+			tb->dir[base + cb++] = (uint32_t)out;
 	}
-	tb->dir[nb] = (uint32_t)out;
+	tb->dir[(size_t)1 << r->dbits] = (uint32_t)out;
 	memset(tb->ent + out * r->w, 0, ENT_PAD);
 	*count = out;
-	ret = 0;
-done:
-	free(fill);
-	free(tmp);
-	free(cnt);
-	free(buf);
-	return ret;
+	return 0;
 }
 
 struct build_job {
@@ -601,15 +629,26 @@ static void *
 build_worker(void *arg)
 {
 	struct build_job *j = arg;
+	struct build_scratch *sc = calloc(1, sizeof(*sc));
 	unsigned t;
 
-	j->ret = 0;
-	for (t = j->first; t < NTAB; t += j->step) {
-		if (table_build(j->r, t, j->src, &j->count[t]) != 0) {
-			j->ret = -1;
-			break;
+	j->ret = -1;
+	if (sc == NULL)
+		return NULL;
+	sc->keys = malloc((j->r->n + 1) * sizeof(*sc->keys));
+	if (sc->keys != NULL) {
+		j->ret = 0;
+		for (t = j->first; t < NTAB; t += j->step) {
+			if (table_build(j->r, t, j->src, sc, &j->count[t]) != 0) {
+				j->ret = -1;
+				break;
+			}
 		}
 	}
+	free(sc->keys);
+	free(sc->sub);
+	free(sc->tmp);
+	free(sc);
 	return NULL;
 }
 
@@ -1518,7 +1557,7 @@ msr_index_build(const uint64_t *rs8, size_t n_rs8, const struct msr_code *codes,
 	struct msr_index *idx;
 	struct source src;
 	struct run *r = NULL;
-	size_t i, nrs8_codes = 0, k;
+	size_t i, nrs8_codes = 0, k, nonword = 0;
 	uint64_t *extra = NULL;
 	unsigned len;
 
@@ -1568,6 +1607,7 @@ msr_index_build(const uint64_t *rs8, size_t n_rs8, const struct msr_code *codes,
 			goto fail;
 		msr_rs8_unpack(rs8[i], fl->sym + fl->n * NPOS);
 		fl->n++;
+		nonword++;
 	}
 	for (len = MSR_FREE_MIN; len <= MSR_FREE_MAX; len++)
 		free_sort(&idx->fl[len], len);
@@ -1576,7 +1616,7 @@ msr_index_build(const uint64_t *rs8, size_t n_rs8, const struct msr_code *codes,
 		memset(&src, 0, sizeof(src));
 		src.arr = rs8;
 		src.narr = n_rs8;
-		src.filter = 1;
+		src.filter = nonword > 0;   /* checked above: filter only if needed */
 		r = run_build(&src, n_rs8, idx->cfg.build_threads);
 		if (r == NULL)
 			goto fail;
@@ -1632,7 +1672,7 @@ msr_index_add_bulk(struct msr_index *idx, const uint64_t *rs8, size_t n_rs8,
 		memset(&src, 0, sizeof(src));
 		src.arr = rs8;
 		src.narr = n_rs8;
-		src.filter = 1;
+		src.filter = 0;             /* every key was checked above */
 		r = run_build(&src, n_rs8, idx->cfg.build_threads);
 		runs = malloc((idx->nruns + 1) * sizeof(*runs));
 		if (r == NULL || runs == NULL)

@@ -92,7 +92,28 @@ START_TEST(global_families)
 	msr_metrics_refusal("disclosure_budget_exhausted");
 	msr_metrics_refusal("invalid_json");          /* not a refusal: ignored */
 	msr_metrics_feed_caught_up();
+	msr_metrics_phase(MSR_PHASE_AUDIT, 1500000);   /* 1.5 ms waiting for the entry */
+	msr_metrics_phase(MSR_PHASE_AUDIT, 30000);     /* 30 us */
+	msr_metrics_phase(MSR_PHASE_HANDLER, 200000);
 	text = msr_metrics_render(m, NULL);
+	ck_assert_uint_eq(value_of(text,
+	    "msreg_request_phase_seconds_bucket{phase=\"audit\",le=\"5e-05\"} "), 1);
+	ck_assert_uint_eq(value_of(text,
+	    "msreg_request_phase_seconds_bucket{phase=\"audit\",le=\"0.001\"} "), 1);
+	ck_assert_uint_eq(value_of(text,
+	    "msreg_request_phase_seconds_bucket{phase=\"audit\",le=\"0.0025\"} "), 2);
+	ck_assert_uint_eq(value_of(text, "msreg_request_phase_seconds_count{phase=\"audit\"} "), 2);
+	ck_assert_uint_eq(value_of(text,
+	    "msreg_request_phase_seconds_count{phase=\"handler\"} "), 1);
+	ck_assert_uint_eq(value_of(text, "msreg_request_phase_seconds_count{phase=\"send\"} "), 0);
+	/* one HELP/TYPE for the family, before its first series */
+	{
+		const char *t = strstr(text, "# TYPE msreg_request_phase_seconds histogram\n");
+
+		ck_assert_ptr_nonnull(t);
+		ck_assert_ptr_null(strstr(t + 1, "# TYPE msreg_request_phase_seconds"));
+		ck_assert(t < strstr(text, "msreg_request_phase_seconds_bucket{"));
+	}
 	ck_assert_uint_eq(value_of(text, "msreg_audit_batch_entries_bucket{le=\"2\"} "), 0);
 	ck_assert_uint_eq(value_of(text, "msreg_audit_batch_entries_bucket{le=\"5\"} "), 1);
 	ck_assert_uint_eq(value_of(text, "msreg_audit_batch_entries_bucket{le=\"1000\"} "), 2);

@@ -952,6 +952,76 @@ START_TEST(test_rotation_chain)
 }
 END_TEST
 
+/*
+ * msr_note_checkpoint_is (the verifier's fast path) never accepts what
+ * msr_note_checkpoint_read refuses or reads otherwise: random checkpoints,
+ * then every single-byte change of one note.
+ */
+START_TEST(test_checkpoint_is)
+{
+	struct msr_note_signer a, b;
+	const struct msr_note_signer *ab[2] = { &a, &b };
+	struct msr_note_verifier keys[2];
+	struct msr_note_checkpoint cp, got;
+	uint8_t other[MSR_MERKLE_HASH_LEN];
+	char *note = NULL, *two = NULL;
+	size_t len;
+
+	ck_assert_int_eq(msr_note_signer_generate(&a, "example.com/log"), 0);
+	ck_assert_int_eq(msr_note_signer_generate(&b, "example.com/log"), 0);
+	memset(&cp, 0, sizeof(cp));
+	snprintf(cp.origin, sizeof(cp.origin), "example.com/log");
+	for (int i = 0; i < 500; i++) {
+		cp.size = i < 10 ? (uint64_t)i : randombytes_uniform(UINT32_MAX) *
+		    (uint64_t)randombytes_uniform(1000);
+		randombytes_buf(cp.root, sizeof(cp.root));
+		free(note);
+		ck_assert_int_eq(msr_note_checkpoint_sign(&a, &cp, &note, &len), 0);
+		ck_assert_int_eq(msr_note_checkpoint_is(&a.v, note, cp.size, cp.root), 0);
+		ck_assert_int_eq(msr_note_checkpoint_read(&a.v, note, &got), 0);
+		ck_assert_uint_eq(got.size, cp.size);
+		ck_assert_int_eq(memcmp(got.root, cp.root, sizeof(cp.root)), 0);
+		ck_assert_int_ne(msr_note_checkpoint_is(&a.v, note, cp.size + 1, cp.root), 0);
+		memcpy(other, cp.root, sizeof(other));
+		other[i % sizeof(other)] ^= 1;
+		ck_assert_int_ne(msr_note_checkpoint_is(&a.v, note, cp.size, other), 0);
+		ck_assert_int_ne(msr_note_checkpoint_is(&b.v, note, cp.size, cp.root), 0);
+	}
+	/* a chain finds the signing key; two signature lines take the slow path */
+	keys[0] = b.v;
+	keys[1] = a.v;
+	ck_assert_int_eq(msr_note_keys_chain(keys, 2), 0);
+	ck_assert_int_eq(msr_note_checkpoint_is(keys, note, cp.size, cp.root), 0);
+	ck_assert_int_eq(msr_note_checkpoint_sign_all(ab, 2, &cp, &two, &len), 0);
+	ck_assert_int_ne(msr_note_checkpoint_is(&a.v, two, cp.size, cp.root), 0);
+	ck_assert_int_eq(msr_note_checkpoint_read(&a.v, two, &got), 0);
+	free(two);
+	/* every single-byte change: accepted by _is only if _read agrees */
+	len = strlen(note);
+	for (size_t pos = 0; pos < len; pos++) {
+		static const char subst[] = "A0+/=\n -\xe2";
+		char *m = strdup(note);
+
+		for (size_t k = 0; k < sizeof(subst) - 1; k++) {
+			if (m[pos] == subst[k])
+				continue;
+			m[pos] = subst[k];
+			if (msr_note_checkpoint_is(&a.v, m, cp.size, cp.root) == 0) {
+				ck_assert_msg(msr_note_checkpoint_read(&a.v, m, &got) == 0 &&
+				    got.size == cp.size &&
+				    memcmp(got.root, cp.root, sizeof(cp.root)) == 0,
+				    "fast path accepted a note the parser refuses (byte %zu)", pos);
+			}
+			m[pos] = note[pos];
+		}
+		free(m);
+	}
+	free(note);
+	msr_note_signer_wipe(&a);
+	msr_note_signer_wipe(&b);
+}
+END_TEST
+
 static Suite *
 note_suite(void)
 {
@@ -976,6 +1046,7 @@ note_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_receipt_roundtrip);
 	tcase_add_test(tc, test_rotation_chain);
+	tcase_add_test(tc, test_checkpoint_is);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,7 +4,9 @@
  * verifies offline; entries, inclusion and consistency proofs match a local
  * RFC 9162 recomputation; role rules on proofs and receipts; the verifier in
  * both modes; tampering by a superuser is named by index and makes a restarted
- * msregd refuse to sequence; and kill -9 mid-traffic loses no answered entry.
+ * msregd refuse to sequence; `audit verify --db` by default and with --full
+ * (which damage each one reports); and kill -9 mid-traffic loses no answered
+ * entry.
  */
 #include <arpa/inet.h>
 #include <check.h>
@@ -13,6 +15,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +57,15 @@ setup_tamper(void)
 {
 	ck_assert_int_ge(sodium_init(), 0);
 	msr_it_setup(&it, "audit_tamper", "[audit]\nverify_on_start = full\nwait_ms = 1000\n");
+	ck_assert_int_eq(msr_note_verifier_parse(&vkey, it.vkey, strlen(it.vkey)), 0);
+	msr_it_client(&it, "auditor", "aud", NULL, auditor, sizeof(auditor));
+}
+
+static void
+setup_modes(void)
+{
+	ck_assert_int_ge(sodium_init(), 0);
+	msr_it_setup(&it, "audit_modes", "[audit]\nverify_on_start = tail\n");
 	ck_assert_int_eq(msr_note_verifier_parse(&vkey, it.vkey, strlen(it.vkey)), 0);
 	msr_it_client(&it, "auditor", "aud", NULL, auditor, sizeof(auditor));
 }
@@ -744,10 +756,109 @@ START_TEST(tampering_is_named_and_refused)
 }
 END_TEST
 
+/*
+ * What `audit verify --db` checks by default and what --full adds: the newest
+ * signature authenticates every recomputed root, so an older note's garbled
+ * signature or a wrong stored leaf hash (the proof cache) fails only --full;
+ * a note whose body disagrees with its row, or an altered entry, fails both,
+ * and an altered entry inside a multi-entry checkpoint is still named.
+ */
+static void __attribute__((format(printf, 1, 2)))
+tamper_sql(const char *fmt, ...)
+{
+	char body[1000], sql[1400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(body, sizeof(body), fmt, ap);
+	va_end(ap);
+	snprintf(sql, sizeof(sql), "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER;"
+	    "ALTER TABLE audit_hashes DISABLE TRIGGER USER;"
+	    "ALTER TABLE audit_entries DISABLE TRIGGER USER;%s;"
+	    "ALTER TABLE audit_checkpoints ENABLE TRIGGER USER;"
+	    "ALTER TABLE audit_hashes ENABLE TRIGGER USER;"
+	    "ALTER TABLE audit_entries ENABLE TRIGGER USER", body);
+	ck_assert_msg(msr_it_sql(&it, sql) == 0, "%s", body);
+}
+
+static int
+verify_full_cli(char **out)
+{
+	return run_cli(out, "--config", it.config, "audit", "verify", "--db", "--full", NULL,
+	    NULL);
+}
+
+START_TEST(verify_default_and_full)
+{
+	char *out = NULL, want[64];
+	long st, idx[10];
+
+	for (int i = 0; i < 10; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "m%d", i);
+		idx[i] = make_manufacturer(id, &st);
+		ck_assert_int_eq(st, 201);
+	}
+	ck_assert_msg(verify_db_cli(&out) == 0, "%s", out);
+	ck_assert_msg(strstr(out, "(1 signatures verified)") != NULL, "%s", out);
+	free(out);
+	ck_assert_msg(verify_full_cli(&out) == 0, "%s", out);
+	ck_assert_msg(strstr(out, "(1 signatures verified)") == NULL, "%s", out);
+	free(out);
+
+	/* an older note's signature garbled past its key id: only --full sees it */
+	tamper_sql("CREATE TABLE saved_cp AS SELECT * FROM audit_checkpoints WHERE tree_size = %ld;"
+	    "UPDATE audit_checkpoints SET note = regexp_replace(note, E'(\\n\u2014 [^ ]+ .{12}).{4}',"
+	    " '\\1AAAA') WHERE tree_size = %ld", idx[4] + 1, idx[4] + 1);
+	ck_assert_msg(verify_db_cli(&out) == 0, "%s", out);
+	free(out);
+	ck_assert_int_ne(verify_full_cli(&out), 0);
+	ck_assert_msg(strstr(out, "signature does not verify") != NULL, "%s", out);
+	free(out);
+	/* its body no longer matching its row fails both */
+	tamper_sql("UPDATE audit_checkpoints c SET note = replace(s.note, E'\n%ld\n', E'\n%ld\n')"
+	    " FROM saved_cp s WHERE c.tree_size = s.tree_size", idx[4] + 1, idx[4] + 2);
+	ck_assert_int_ne(verify_db_cli(&out), 0);
+	ck_assert_msg(strstr(out, "disagrees with its row") != NULL, "%s", out);
+	free(out);
+	tamper_sql("UPDATE audit_checkpoints c SET note = s.note FROM saved_cp s"
+	    " WHERE c.tree_size = s.tree_size");
+	ck_assert_msg(verify_full_cli(&out) == 0, "%s", out);
+	free(out);
+
+	/* a wrong stored leaf hash: the proof cache, named by --full */
+	tamper_sql("CREATE TABLE saved_h AS SELECT * FROM audit_hashes WHERE level = 0 AND idx = %ld;"
+	    "UPDATE audit_hashes SET hash = sha256('x') WHERE level = 0 AND idx = %ld",
+	    idx[7], idx[7]);
+	ck_assert_msg(verify_db_cli(&out) == 0, "%s", out);
+	free(out);
+	snprintf(want, sizeof(want), "entry %ld", idx[7]);
+	ck_assert_int_ne(verify_full_cli(&out), 0);
+	ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+	free(out);
+	tamper_sql("UPDATE audit_hashes h SET hash = s.hash FROM saved_h s"
+	    " WHERE h.level = 0 AND h.idx = s.idx");
+
+	/* an altered entry inside a checkpoint of several entries is still named */
+	tamper_sql("DELETE FROM audit_checkpoints WHERE tree_size > %ld AND tree_size <= %ld",
+	    idx[3] + 1, idx[6]);
+	ck_assert_msg(verify_full_cli(&out) == 0, "%s", out);
+	free(out);
+	tamper_sql("UPDATE audit_entries SET leaf = convert_to(replace(convert_from(leaf, 'UTF8'),"
+	    " '\"status\":201', '\"status\":404'), 'UTF8') WHERE idx = %ld", idx[5]);
+	snprintf(want, sizeof(want), "entry %ld", idx[5]);
+	ck_assert_int_ne(verify_db_cli(&out), 0);
+	ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+	free(out);
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite *s = suite_create("audit");
+	TCase *tm = tcase_create("modes");
 	TCase *tc = tcase_create("log");
 	TCase *tt = tcase_create("tamper");
 
@@ -764,5 +875,9 @@ main(void)
 	tcase_add_test(tt, lock_held_elsewhere_times_out);
 	tcase_add_test(tt, tampering_is_named_and_refused);
 	suite_add_tcase(s, tt);
+	tcase_add_unchecked_fixture(tm, setup_modes, teardown);
+	tcase_set_timeout(tm, 300);
+	tcase_add_test(tm, verify_default_and_full);
+	suite_add_tcase(s, tm);
 	return msr_test_run(s, 1);
 }

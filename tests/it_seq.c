@@ -401,6 +401,21 @@ START_TEST(suspended_reads_hold_no_worker)
 		for (int j = 0; j < i; j++)
 			ck_assert_int_ne(rd[i].index, rd[j].index);
 	}
+	/* /metrics says where the time went: the held reads' seconds were the audit phase */
+	{
+		struct msr_it_resp r;
+		const char *c, *sum;
+
+		ck_assert_int_eq(msr_it_request(&web, "GET", "/metrics", NULL, NULL, NULL, &r), 0);
+		c = strstr(r.body, "msreg_request_phase_seconds_count{phase=\"audit\"} ");
+		sum = strstr(r.body, "msreg_request_phase_seconds_sum{phase=\"audit\"} ");
+		ck_assert_ptr_nonnull(c);
+		ck_assert_ptr_nonnull(sum);
+		ck_assert_int_ge(strtol(strchr(c, ' ') + 1, NULL, 10), 2 * READERS);
+		/* 16 reads each held about wait_ms by the lock */
+		ck_assert_double_ge(strtod(strchr(sum, ' ') + 1, NULL), READERS * 0.5);
+		msr_it_resp_free(&r);
+	}
 }
 END_TEST
 

@@ -22,7 +22,8 @@ struct msr_audit_report {
 	int64_t		bad_index;	/* first bad entry, -1 if none or unknown */
 	uint64_t	tree_size;	/* size of the newest verified checkpoint */
 	uint64_t	entries;	/* entries recomputed */
-	uint64_t	checkpoints;	/* checkpoints checked */
+	uint64_t	checkpoints;	/* checkpoints checked (root and body) */
+	uint64_t	signatures;	/* of them, signatures verified */
 	double		seconds;
 	int		io_error;	/* 1: could not read (database/HTTP), not a bad log */
 	char		message[512];
@@ -34,7 +35,27 @@ void msr_audit_report_fail(struct msr_audit_report *rep, int64_t bad, const char
     ...) __attribute__((format(printf, 3, 4)));
 
 /* Flags for the database verifier (audit_store.h) and msr_av_signatures. */
-#define MSR_AV_LAST_SIGNATURE  0x1	/* verify only the newest note's signature */
+/*
+ * MSR_AV_LAST_SIGNATURE: verify the Ed25519 signature of the newest note only;
+ * every older note is still opened (well formed, a signature line by a trusted
+ * key, body equal to its row) and its root compared with the recomputed root.
+ * That authenticates them as much as their own signatures would: the newest
+ * signed root commits to every entry, and each older root is recomputed from
+ * a prefix of those entries. Without the flag every signature is verified too
+ * (one Ed25519 verification per checkpoint, i.e. per sequencer batch: the
+ * dominant cost of a full run).
+ */
+#define MSR_AV_LAST_SIGNATURE  0x1
+/*
+ * MSR_AV_NO_STORED: do not compare the stored level-0 hashes (audit_hashes,
+ * the cache inclusion proofs and tiles are served from) with the recomputed
+ * leaf hashes. A wrong stored hash cannot hide a change: every root is
+ * recomputed from the entries themselves, and a proof built on a wrong stored
+ * hash fails its client's verification. When a root does not match, the
+ * database verifier still consults the stored hashes of that checkpoint's
+ * range to name the altered entry.
+ */
+#define MSR_AV_NO_STORED       0x2
 
 /* A stored checkpoint row: size and root as the row says. */
 struct msr_av_checkpoint {
@@ -61,6 +82,7 @@ struct msr_av {
 	uint64_t			 since_size;
 	uint8_t				 since_root[MSR_MERKLE_HASH_LEN];
 	int				 bad;
+	uint64_t			 bad_from, bad_to;	/* root mismatch: entries [from, to) */
 	struct msr_audit_report		*rep;
 	void				*hasher;	/* private */
 };
@@ -78,6 +100,17 @@ int msr_av_since(struct msr_av *v, const struct msr_note_checkpoint *since);
  */
 int msr_av_entry(struct msr_av *v, uint64_t idx, const uint8_t *leaf, size_t len,
     int check_stored, const uint8_t *stored);
+/*
+ * The same in two halves, for a driver that hashes on several threads:
+ * msr_av_leaf_hash with a hasher of the calling thread's own (NULL: the
+ * portable fallback), then msr_av_entry_hashed in index order on one thread.
+ */
+void *msr_av_hasher_new(void);
+void msr_av_hasher_free(void *hasher);
+void msr_av_leaf_hash(void *hasher, const uint8_t *leaf, size_t len,
+    uint8_t out[MSR_MERKLE_HASH_LEN]);
+int msr_av_entry_hashed(struct msr_av *v, uint64_t idx, const uint8_t h[MSR_MERKLE_HASH_LEN],
+    int check_stored, const uint8_t *stored);
 /* After the last entry: every expected entry was seen, `since` was reached. */
 int msr_av_finish(struct msr_av *v);
 void msr_av_free(struct msr_av *v);
@@ -85,7 +118,7 @@ void msr_av_free(struct msr_av *v);
 /*
  * Check the signed notes of n checkpoint rows (notes[i] belongs to cps[i]):
  * each opens with v and its body equals its row. With MSR_AV_LAST_SIGNATURE
- * only the newest. Uses a second thread. 0, or -1 with the first bad row named
+ * only the newest one's signature is verified (the others are opened unverified). Uses a second thread. 0, or -1 with the first bad row named
  * in rep (unless rep already names an earlier problem).
  */
 int msr_av_signatures(const struct msr_note_verifier *v, const char *const *notes,

@@ -131,6 +131,8 @@ struct msr_req {
 	json_t                  *audit;
 	int64_t                  audit_index;   /* -1 if not audited */
 	uint64_t                 start_ns;
+	/* phase boundaries (msr_now_ns; 0: not reached), for msreg_request_phase_seconds */
+	uint64_t                 t_dispatch, t_handled, t_audited, t_committed, t_queued;
 	/* a read's entry appended asynchronously, the connection suspended (http.c) */
 	int                      audit_wait;    /* AW_* in http.c */
 	int64_t                  audit_async_index;

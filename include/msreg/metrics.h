@@ -22,6 +22,12 @@ char *msr_metrics_render(struct msr_metrics *m, const char *extra);
  */
 /* One committed audit batch of `entries` entries that took ns (audit.c). */
 void msr_metrics_audit_batch(size_t entries, uint64_t ns);
+/* One request's time in one phase (metrics.c names them). */
+enum msr_phase {
+	MSR_PHASE_RECEIVE, MSR_PHASE_HANDLER, MSR_PHASE_AUDIT, MSR_PHASE_COMMIT, MSR_PHASE_SEND,
+	MSR_PHASES
+};
+void msr_metrics_phase(enum msr_phase p, uint64_t ns);
 /* A request starts (+1) or stops (-1) waiting for a pooled connection (db.c). */
 void msr_metrics_pool_wait(int delta);
 /* A connection acquisition gave up after [database] pool_wait_ms (db.c). */

@@ -150,6 +150,24 @@ int msr_note_checkpoint_sign_all(const struct msr_note_signer *const *s, size_t 
  */
 int msr_note_checkpoint_open(const struct msr_note_verifier *v, const char *note,
     struct msr_note_checkpoint *cp);
+/*
+ * The same WITHOUT the signature arithmetic: the note is well formed and has a
+ * 68-byte signature line naming v (name and key id), but the signature itself
+ * is not checked. Only for a checkpoint whose root is authenticated otherwise
+ * (the log verifier: an older checkpoint whose root equals the recomputed root
+ * of a prefix of a tree whose newest root was verified).
+ */
+int msr_note_checkpoint_read(const struct msr_note_verifier *v, const char *note,
+    struct msr_note_checkpoint *cp);
+/*
+ * A fast sufficient test for msr_note_checkpoint_read plus "its body is
+ * (v's name, size, root)": 0 if the note is exactly that body without
+ * extension lines and ONE well-formed signature line naming v or a key of its
+ * chain (signature not verified); -1 otherwise, which proves nothing (callers
+ * fall back to msr_note_checkpoint_read). Anything it accepts, _read accepts.
+ */
+int msr_note_checkpoint_is(const struct msr_note_verifier *v, const char *note,
+    uint64_t size, const uint8_t root[MSR_MERKLE_HASH_LEN]);
 
 /*
  * Files. msr_note_signer_load reads a signer key file (the text form above,

@@ -8,9 +8,10 @@
  * matches codes of its own length.
  *
  * Build it once from arrays (msr_index_build, O(N)), then add codes one at a time
- * (msr_index_add) while any number of threads search. Memory is about 24 bytes
- * per rs8 code at 1e7 codes (msr_index_stats reports it); see search.c for the
- * design.
+ * (msr_index_add) while any number of threads search. Memory is about 16 bytes
+ * per rs8 code at 1e7 codes and 9.3 at 1e8 (msr_index_stats reports it); a
+ * build also needs 4 bytes per code per build thread of scratch while it runs
+ * (1e8 codes: about 7 s of CPU over 2 threads). See search.c for the design.
  *
  * Ownership: msr_index_build/msr_index_new return an index the caller frees with
  * msr_index_free (after every searcher and writer is done with it). Input arrays

@@ -19,6 +19,12 @@
  * through the index; the first BRUTE_PER_CLASS also through a plain scan, whose
  * results must equal the index's (a mismatch is reported and fails the run).
  * The same generator feeds --dump-*, so a script can replay the set in SQL.
+ *
+ * GOAL lines: the goals (bytes/code, build time, p99) are stated at 1e8 codes
+ * and judged PASS/FAIL only by a run at exactly 1e8 (BENCH_SCALE=large or
+ * N = 100000000); at any other N the measured figure is printed with the
+ * verdict SKIP, never extrapolated (see goal_line). Build time is wall time on
+ * a shared machine, so the line carries the CPU time and load average too.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -391,6 +397,32 @@ parse_size(const char *s, size_t *out)
 	return 0;
 }
 
+/*
+ * The index goals are stated at GOAL_N codes, and only a run at GOAL_N judges
+ * them. At other sizes the figure is printed with the verdict SKIP, not PASS or
+ * FAIL: neither bytes/code nor build time scales linearly (the directory bits,
+ * entry width and cache behaviour change with N; before the partitioned build,
+ * 1e6 codes took 0.05 s and 1e8 codes 13.4 s, 2.8 times a linear
+ * extrapolation), so a small run says nothing reliable about 1e8.
+ */
+#define GOAL_N 100000000u
+
+static void
+goal_line(const char *id, const char *goal, const char *measured,
+    const char *baseline, int judged, int pass, const char *at)
+{
+	char v[96];
+
+	if (judged)
+		snprintf(v, sizeof(v), "%s", pass ? "PASS" : "FAIL");
+	else
+		snprintf(v, sizeof(v), "SKIP (not judged at %s; goal at 1e8: "
+		    "BENCH_SCALE=large)", at);
+	printf("GOAL %-12s | %-44s | %-26s | %-40s | %s\n", id, goal, measured,
+	    baseline, v);
+	fflush(stdout);
+}
+
 static int
 dump(int queries, const char *seed_s, const char *n_s, const char *per_s)
 {
@@ -438,7 +470,7 @@ main(int argc, char **argv)
 	struct msr_index *idx = NULL;
 	struct msr_index_stats st;
 	struct bench_query *bq = NULL;
-	double *ti = NULL, *tb = NULL, t0, build_us, gen_us, cpu0, build_cpu;
+	double *ti = NULL, *tb = NULL, t0, build_us, gen_us, cpu0, build_cpu, load_build;
 	struct msr_hit hits[LIMIT];
 	struct msr_search_result ir;
 	struct brute_result br;
@@ -483,9 +515,10 @@ main(int argc, char **argv)
 	msr_index_stats(idx, &st);
 	printf("codes            %zu rs8 (generated in %.2f s)\n", st.codes,
 	    gen_us / 1e6);
+	load_build = loadavg1();
 	printf("build            %.3f s  (%.1f ns/code); CPU %.2f s over all threads, "
 	    "load average %.2f\n", build_us / 1e6, build_us * 1e3 / (double)n, build_cpu,
-	    loadavg1());
+	    load_build);
 	printf("index memory     %zu bytes = %.2f bytes/code\n", st.memory,
 	    (double)st.memory / (double)st.codes);
 	printf("guard            expected matches <= %.0f; limit %d; brute force "
@@ -540,21 +573,22 @@ main(int argc, char **argv)
 	printf("p99 targets (k=0: 1 ms, otherwise 20 ms): %s\n",
 	    over ? "MISSED" : "met");
 	{
-		char m[64], b[96];
+		char m[64], b[96], at[16];
 		double bpc = (double)st.memory / (double)st.codes, build_s = build_us / 1e6;
-		const char *at = n >= 100000000 ? "" : " (extrapolated)";
+		int judged = n == GOAL_N;
 
-		snprintf(m, sizeof(m), "%.2f B/code at %.0e", bpc, (double)n);
-		bench_goal("index-bytes", "index at 1e8 codes <= 16 bytes/code", m,
-		    "absolute (pg btree: bench_search)", bpc <= 16);
-		snprintf(m, sizeof(m), "%.2f s at %.0e", build_s, (double)n);
-		snprintf(b, sizeof(b), "at 1e8: %.1f s%s; CPU %.1f s", build_s * 1e8 / (double)n,
-		    at, build_cpu);
-		bench_goal("index-build", "index at 1e8 built in < 60 s", m, b,
-		    build_s * 1e8 / (double)n < 60);
-		snprintf(m, sizeof(m), "%u classes over at %.0e", over, (double)n);
-		bench_goal("index-p99", "index p99 (k=0 1 ms, else 20 ms) at 1e8", m,
-		    "brute-force scan, same queries", over == 0);
+		snprintf(at, sizeof(at), "%.0e", (double)n);
+		snprintf(m, sizeof(m), "%.2f B/code at %s", bpc, at);
+		goal_line("index-bytes", "index at 1e8 codes <= 16 bytes/code", m,
+		    "absolute (pg btree: bench_search)", judged, bpc <= 16, at);
+		snprintf(m, sizeof(m), "%.2f s at %s", build_s, at);
+		snprintf(b, sizeof(b), "absolute; CPU %.1f s, load average %.2f",
+		    build_cpu, load_build);
+		goal_line("index-build", "index at 1e8 built in < 60 s", m, b, judged,
+		    build_s < 60, at);
+		snprintf(m, sizeof(m), "%u classes over at %s", over, at);
+		goal_line("index-p99", "index p99 (k=0 1 ms, else 20 ms) at 1e8", m,
+		    "brute-force scan, same queries", judged, over == 0, at);
 	}
 	ret = wrong ? 1 : 0;
 done:

@@ -12,7 +12,8 @@
 #
 # Exit status: 1 when a benchmark failed (a measurement could not be taken)
 # or, on a complete run, when a goal's figure is missing. A FAIL verdict
-# (a figure below its goal) does not change the exit status.
+# (a figure below its goal) does not change the exit status, nor does SKIP
+# (a figure measured at a scale where its goal is not judged).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
