@@ -1326,11 +1326,14 @@ scan_free(struct collect *col, const struct msr_query *q,
 	}
 }
 
+/* runs planned on the stack; more (never, with LSM merging) are calloc'd */
+#define PLANS_LOCAL 16
+
 static void
 search_rs8(struct msr_index *idx, struct qctx *c)
 {
 	struct probe pr;
-	struct plan *plans = NULL;
+	struct plan local[PLANS_LOCAL], *plans = NULL;
 	double scan_cost = 0.0;
 	int use_probe = 0;
 	size_t i;
@@ -1338,7 +1341,8 @@ search_rs8(struct msr_index *idx, struct qctx *c)
 	if (c->base > c->q->max_mismatches)
 		return;
 	if (idx->nruns > 0) {
-		plans = calloc(idx->nruns, sizeof(*plans));
+		plans = idx->nruns <= PLANS_LOCAL ? local :
+		    calloc(idx->nruns, sizeof(*plans));
 		if (plans == NULL) {
 			/* Cannot plan: fall back to full scans, still exact. */
 			for (i = 0; i < idx->nruns; i++) {
@@ -1364,7 +1368,8 @@ search_rs8(struct msr_index *idx, struct qctx *c)
 	}
 delta:
 	scan_delta(c, idx->delta, idx->ndelta);
-	free(plans);
+	if (plans != local)
+		free(plans);
 }
 
 int
@@ -1372,7 +1377,7 @@ msr_index_search(struct msr_index *idx, const struct msr_query *q,
     struct msr_hit *hits, size_t limit, struct msr_search_result *res)
 {
 	struct collect col;
-	struct qctx *c = NULL;
+	struct qctx c;          /* ~7.5 KB: on the stack, no malloc per search */
 	int ret = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -1385,11 +1390,8 @@ msr_index_search(struct msr_index *idx, const struct msr_query *q,
 
 	pthread_rwlock_rdlock(&idx->rw);
 	if (q->len == NPOS && idx->n_rs8 > 0) {
-		c = malloc(sizeof(*c));
-		if (c == NULL)
-			goto done;
-		qctx_init(c, q, &col);
-		search_rs8(idx, c);
+		qctx_init(&c, q, &col);
+		search_rs8(idx, &c);
 	}
 	scan_free(&col, q, &idx->fl[q->len]);
 	if (col.n > 1)
@@ -1397,9 +1399,7 @@ msr_index_search(struct msr_index *idx, const struct msr_query *q,
 	res->total = col.total;
 	res->nhits = col.n;
 	ret = 0;
-done:
 	pthread_rwlock_unlock(&idx->rw);
-	free(c);
 	return ret;
 }
 
