@@ -145,14 +145,17 @@ int msr_as_commit_write(struct msr_db_conn *c, uint64_t idx);
 /* --- database-mode verification --------------------------------------------------- */
 
 /*
- * In one REPEATABLE READ snapshot, stream audit_entries (binary COPY) joined
- * with their stored level-0 hashes through the pure verifier (audit_verify.h),
- * and check every stored checkpoint: signature (all of them unless
- * MSR_AV_LAST_SIGNATURE), body equal to its row, root equal to the recomputed
- * root at its size, the newest tree state equal to the newest checkpoint, the
- * newest root from the stored nodes; when since is given, the log extends it.
- * pg is any role that can SELECT the audit tables; v is the log's verifier key.
- * 0 verified; -1 with rep->io_error set when the database could not be read.
+ * In one REPEATABLE READ snapshot, stream audit_entries (binary COPY) through
+ * the pure verifier (audit_verify.h), hashing on worker threads beside the
+ * reading, with their stored level-0 hashes unless MSR_AV_NO_STORED (from a
+ * second backend in the same exported snapshot, or a merge join when one
+ * cannot be opened), and check every stored checkpoint: signature (all of
+ * them unless MSR_AV_LAST_SIGNATURE), body equal to its row, root equal to the
+ * recomputed root at its size, the newest tree state equal to the newest
+ * checkpoint, the newest root from the stored nodes; when since is given, the
+ * log extends it. pg is any role that can SELECT the audit tables; v is the
+ * log's verifier key. 0 verified; -1 with rep->io_error set when the database
+ * could not be read.
  */
 int msr_audit_verify_db(PGconn *pg, const struct msr_note_verifier *v, unsigned flags,
     const struct msr_note_checkpoint *since, struct msr_audit_report *rep);

@@ -118,8 +118,9 @@ void msr_av_free(struct msr_av *v);
 /*
  * Check the signed notes of n checkpoint rows (notes[i] belongs to cps[i]):
  * each opens with v and its body equals its row. With MSR_AV_LAST_SIGNATURE
- * only the newest one's signature is verified (the others are opened unverified). Uses a second thread. 0, or -1 with the first bad row named
- * in rep (unless rep already names an earlier problem).
+ * only the newest one's signature is verified (the others are opened
+ * unverified). Uses a second thread. 0, or -1 with the first bad row named in
+ * rep (unless rep already names an earlier problem).
  */
 int msr_av_signatures(const struct msr_note_verifier *v, const char *const *notes,
     const struct msr_av_checkpoint *cps, size_t n, unsigned flags,
