@@ -465,6 +465,39 @@ START_TEST(roles_and_audit)
 	    "result"), "codes"), 0)), codes[0]);
 	msr_it_resp_free(&e);
 	msr_it_resp_free(&r);
+
+	/* nothing found (answered without a database round trip): still audited */
+	{
+		uint8_t sym[MSR_RS8_LEN];
+		char none[MSR_RS8_LEN + 1];
+		uint32_t d = 0x15a5a5a;
+		int registered;
+
+		do {
+			msr_rs8_from_data(d++ & ((UINT32_C(1) << 30) - 1), sym);
+			msr_code_format(sym, MSR_RS8_LEN, none);
+			registered = 0;
+			for (size_t i = 0; i < ncodes; i++)
+				registered |= strcmp(codes[i], none) == 0;
+		} while (registered);
+		snprintf(buf, sizeof(buf), "{\"case_number\":\"HPD-2\",\"purpose\":\"homicide\","
+		    "\"readings\":[\"%s\"]}", none);
+		ck_assert_int_eq(msr_it_request(&it, "POST", "/v1/search", ikey, NULL, buf, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_int_eq(json_integer_value(json_object_get(r.json, "total")), 0);
+		ck_assert(json_is_array(json_object_get(r.json, "candidates")));
+		ck_assert_int_eq(json_array_size(json_object_get(r.json, "candidates")), 0);
+		ck_assert_int_ge(r.audit_index, 0);
+		snprintf(path, sizeof(path), "/v1/audit/entries?start=%ld&limit=1", r.audit_index);
+		ck_assert_int_eq(msr_it_request(&it, "GET", path, akey, NULL, NULL, &e), 0);
+		entry = json_object_get(json_array_get(json_object_get(e.json, "entries"), 0),
+		    "entry");
+		ck_assert_str_eq(json_string_value(json_object_get(entry, "case_number")), "HPD-2");
+		ck_assert_str_eq(json_string_value(json_array_get(json_object_get(entry,
+		    "readings"), 0)), none);
+		msr_it_resp_free(&e);
+		msr_it_resp_free(&r);
+	}
 }
 END_TEST
 
